@@ -1,0 +1,54 @@
+"""The ``[migration_guard]`` group: which guards run."""
+
+from oslo_config import cfg
+from oslo_config import types
+
+# The guards the plugin knows.  Each later sub-package adds its name here.
+GUARD_NAMES = (
+    'anti_affinity',
+    'migration_outcome',
+    'host_identity',
+    'convergence',
+)
+
+migration_guard_group = cfg.OptGroup(
+    'migration_guard',
+    title='nova-migration-guard',
+    help="""
+Guards that nova-migration-guard adds to Nova's move operations (live and
+cold migration, resize, evacuate, unshelve). With ``guards`` empty the plugin
+is installed but does nothing: patched Nova then behaves exactly as stock Nova.
+""")
+
+ALL_OPTS = [
+    cfg.ListOpt(
+        'guards',
+        item_type=types.String(choices=GUARD_NAMES),
+        default=[],
+        help="""
+The guards to enable, as a comma-separated list. Empty (the default) disables
+the plugin entirely.
+
+Possible values:
+
+* ``anti_affinity``: count in-flight moves of server group members and check
+  the destination under a distributed per-group lock.
+* ``migration_outcome``: decide from the hypervisor where a guest really runs
+  when a live migration fails late.
+* ``host_identity``: refuse to start a compute service whose hypervisor is
+  already owned by another host, or whose identity is held by another process.
+* ``convergence``: drive live migrations of busy guests to completion.
+
+Enable a guard on every service of the cloud at once (scheduler, conductor and
+computes); a guard enabled on only some services protects only their part.
+"""),
+]
+
+
+def register_opts(conf):
+    conf.register_group(migration_guard_group)
+    conf.register_opts(ALL_OPTS, group=migration_guard_group)
+
+
+def list_opts():
+    return {migration_guard_group: ALL_OPTS}
