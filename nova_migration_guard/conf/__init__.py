@@ -42,24 +42,17 @@ class ConfigurationError(SystemExit):
 
 def validate(conf=CONF):
     """Read every option of our groups; raise ConfigurationError on the first
-    invalid one, naming the option and the accepted values."""
+    invalid one, naming the option and what it accepts."""
     for group, opts in list_opts():
         for opt in opts:
             try:
                 getattr(conf[group.name], opt.dest)
             except (ValueError, cfg.ConfigFileValueError) as exc:
+                # oslo.config says "... is not valid: Valid values are [a, b],
+                # but found 'c'"; keep what follows the location details.
+                reason = str(exc).split(' is not valid: ', 1)[-1]
                 raise ConfigurationError(
                     'nova-migration-guard: invalid value for [%s] %s: %s'
-                    % (group.name, opt.name, _accepted(opt, exc)))
+                    % (group.name, opt.name, reason.splitlines()[0]))
     from nova_migration_guard import coordination  # noqa: avoid a cycle
     coordination.validate_backend_url(conf)
-
-
-def _accepted(opt, exc):
-    """One line naming what the option accepts."""
-    item_type = getattr(opt.type, 'item_type', opt.type)
-    choices = getattr(item_type, 'choices', None)
-    if choices:
-        return 'accepted values are %s' % ', '.join(
-            repr(c) for c in choices)
-    return str(exc).splitlines()[0]

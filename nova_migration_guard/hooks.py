@@ -1,0 +1,29 @@
+"""The extension object Nova's ``nova.plugin_hooks`` namespace loads.
+
+Nova (with the patch set applied) instantiates MigrationGuardHooks once per
+process and calls its methods at the hook points described in Nova's
+``nova/plugin_hooks.py``.  This class only dispatches: each guard's logic
+lives in its own sub-package, and a hook does nothing unless the guard that
+needs it is listed in ``[migration_guard] guards``.
+"""
+
+from oslo_log import log as logging
+
+from nova_migration_guard import conf
+
+LOG = logging.getLogger(__name__)
+
+
+class MigrationGuardHooks(object):
+
+    def service_starting(self, service):
+        """Refuse to start a service whose guard options are invalid."""
+        try:
+            conf.validate(conf.CONF)
+        except conf.ConfigurationError as exc:
+            LOG.critical('%s', exc)
+            raise
+        guards = conf.CONF.migration_guard.guards
+        if guards:
+            LOG.info('nova-migration-guard: %s on %s: guards %s',
+                     service.binary, service.host, ', '.join(guards))

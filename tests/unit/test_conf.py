@@ -1,0 +1,84 @@
+"""Option validation at service start: one line naming option and values."""
+
+from oslo_config import cfg
+from oslo_config import fixture as config_fixture
+import testtools
+
+from nova_migration_guard import conf
+from nova_migration_guard import hooks
+
+
+class ValidateTestCase(testtools.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.conf = cfg.ConfigOpts()
+        conf.register_opts(self.conf)
+        self.conf.register_opt(cfg.StrOpt('state_path', default='/tmp/x'))
+        self.cfg_file = self.useFixture(config_fixture.Config(self.conf))
+
+    def _load(self, text):
+        path = self.useFixture(
+            __import__('fixtures').TempDir()).join('nova.conf')
+        with open(path, 'w') as f:
+            f.write(text)
+        self.conf([], default_config_files=[path])
+
+    def _refusal(self):
+        exc = self.assertRaises(conf.ConfigurationError, conf.validate,
+                                self.conf)
+        self.assertIsInstance(exc, SystemExit)
+        message = str(exc)
+        self.assertEqual(1, len(message.splitlines()), message)
+        return message
+
+    def test_defaults_are_valid(self):
+        self._load('')
+        conf.validate(self.conf)
+        self.assertEqual([], self.conf.migration_guard.guards)
+
+    def test_unknown_guard(self):
+        self._load('[migration_guard]\nguards = anti_affinity, bogus\n')
+        self.assertEqual(
+            "nova-migration-guard: invalid value for [migration_guard] "
+            "guards: Valid values are [anti_affinity, migration_outcome, "
+            "host_identity, convergence], but found 'bogus'",
+            self._refusal())
+
+    def test_bad_choice(self):
+        self._load('[migration_guard_coordination]\n'
+                   'on_backend_failure = maybe\n')
+        self.assertEqual(
+            "nova-migration-guard: invalid value for "
+            "[migration_guard_coordination] on_backend_failure: Valid values "
+            "are [fail_closed, proceed_unlocked], but found 'maybe'",
+            self._refusal())
+
+    def test_out_of_range(self):
+        self._load('[migration_guard_coordination]\nacquire_timeout = 0\n')
+        self.assertIn('[migration_guard_coordination] acquire_timeout: '
+                      'Should be greater than or equal to 1',
+                      self._refusal())
+
+    def test_list_opts_covers_every_group(self):
+        groups = {group.name for group, _ in conf.list_opts()}
+        self.assertEqual({'migration_guard', 'migration_guard_coordination'},
+                         groups)
+        for _, opts in conf.list_opts():
+            for opt in opts:
+                self.assertTrue(opt.help.strip(), opt.name)
+
+
+class ServiceStartingHookTestCase(testtools.TestCase):
+    """The hook Nova's Service calls before loading its manager."""
+
+    def test_invalid_option_stops_the_service(self):
+        fix = self.useFixture(config_fixture.Config(conf.CONF))
+        fix.config(group='migration_guard_coordination',
+                   backend_url='nosuchscheme://x')
+        service = type('Service', (), {'binary': 'nova-compute',
+                                       'host': 'host1'})()
+        exc = self.assertRaises(SystemExit,
+                                hooks.MigrationGuardHooks().service_starting,
+                                service)
+        self.assertIn('[migration_guard_coordination] backend_url', str(exc))

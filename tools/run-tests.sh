@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Run every test tier as CI does, on a fresh Debian 12 machine (as root):
+# installs the apt packages and a tox virtualenv it needs, runs the tox
+# environments (each under `timeout`), and ends with "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+TOP=$(pwd)
+OUT=$TOP/.tox/results
+mkdir -p "$OUT"
+rm -f "$OUT"/*.subunit
+
+step() { printf '\n=== %s (%s)\n' "$*" "$(date -u +%H:%M:%S)"; }
+
+# --- system packages: etcd and redis servers for the coordination tests,
+# GNU patch for the patch command. policy-rc.d keeps apt from starting the
+# packaged services: the tests start their own on loopback.
+APT_PKGS="etcd-server redis-server patch"
+missing=$(for p in $APT_PKGS; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
+if [ -n "$missing" ]; then
+    step "apt-get install $missing"
+    if [ "$(id -u)" != 0 ]; then
+        echo "need root to install: $missing" >&2; exit 1
+    fi
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+    rc=$?; rm -f /usr/sbin/policy-rc.d
+    [ $rc = 0 ] || { echo "apt-get install failed" >&2; exit 1; }
+fi
+
+# --- tox in its own virtualenv
+if [ ! -x .venv-tox/bin/tox ]; then
+    step "virtualenv with tox"
+    python3 -m venv .venv-tox && .venv-tox/bin/pip install -q -U pip 'tox>=4' || exit 1
+fi
+TOX=$TOP/.venv-tox/bin/tox
+
+# Installing the envs is separate from running them so that each test run
+# gets its own time limit.
+step "tox environments (nova 34.0.0, placement 16.0.0, test deps)"
+timeout 1200 $TOX -e unit,functional,nova-patched --notest || exit 1
+
+run_env() {  # name, time limit (s), subunit source directory
+    local env=$1 limit=$2 repo=$3
+    step "tox -e $env"
+    timeout "$limit" $TOX -e "$env"
+    local rc=$?
+    [ $rc = 124 ] && echo "tox -e $env: timed out after ${limit}s"
+    (cd "$repo" && "$TOP/.tox/$env/bin/stestr" last --subunit > "$OUT/$env.subunit" 2>/dev/null)
+    return $rc
+}
+
+status=0
+run_env unit 600 "$TOP" || status=1
+run_env functional 1500 "$TOP" || status=1
+run_env nova-patched 1800 "$TOP" || status=1
+
+step "summary"
+.tox/unit/bin/python tools/subunit_summary.py \
+    unit="$OUT/unit.subunit" functional="$OUT/functional.subunit" \
+    nova-patched="$OUT/nova-patched.subunit" || status=1
+exit $status
