@@ -40,9 +40,30 @@ class ConfigurationError(SystemExit):
     """
 
 
+def ensure_state_path(conf):
+    """Make ``$state_path`` (in the default backend_url) resolvable.
+
+    Nova registers ``[DEFAULT] state_path``; a process that has not loaded
+    nova.conf (a tool, a unit test) has not.  Register Nova's own option
+    objects then, so that a later ``import nova.conf`` sees identical
+    options instead of raising DuplicateOptError.
+    """
+    if 'state_path' in conf:
+        return
+    try:
+        from nova.conf import paths as nova_paths
+    except ImportError:  # no Nova installed: a stand-in with its meaning
+        opts = [cfg.StrOpt('state_path', default='/var/lib/nova',
+                           help="Top-level directory of Nova's state.")]
+    else:
+        opts = nova_paths.ALL_OPTS
+    conf.register_opts(opts)
+
+
 def validate(conf=CONF):
     """Read every option of our groups; raise ConfigurationError on the first
     invalid one, naming the option and what it accepts."""
+    ensure_state_path(conf)
     for group, opts in list_opts():
         for opt in opts:
             try:

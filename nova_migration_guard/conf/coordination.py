@@ -1,4 +1,4 @@
-"""The ``[migration_guard_coordination]`` group: the distributed lock backend."""
+"""The [migration_guard_coordination] group: the distributed lock backend."""
 
 from oslo_config import cfg
 

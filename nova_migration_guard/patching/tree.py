@@ -179,8 +179,8 @@ class PatchedTree(object):
         stage = _Stage(current)
         with stage:
             for i, (patch_file, reverse) in enumerate(steps, 1):
-                progress('[%d/%d] %s %s' % (i, len(steps), verb,
-                                             patch_file.name))
+                progress('[%d/%d] %s %s'
+                         % (i, len(steps), verb, patch_file.name))
                 failure = stage.patch(patch_file, reverse=reverse)
                 if failure:
                     raise PatchError(

@@ -9,8 +9,7 @@ import os
 
 
 def load_tests(loader, standard_tests, pattern):
+    # Unset (a plain `stestr run` over tests/): contribute nothing; the
+    # nova-patched summary counts an empty run as a failure.
     names = os.environ.get('NOVA_TEST_MODULES', '').split()
-    if not names:
-        raise RuntimeError('NOVA_TEST_MODULES is empty: run through '
-                           '`tox -e nova-patched`')
-    return loader.loadTestsFromNames(names)
+    return loader.loadTestsFromNames(names) if names else standard_tests
