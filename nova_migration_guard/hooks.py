@@ -10,6 +10,7 @@ needs it is listed in ``[migration_guard] guards``.
 from oslo_log import log as logging
 
 from nova_migration_guard import conf
+from nova_migration_guard.conf import guard as guard_conf
 
 LOG = logging.getLogger(__name__)
 
@@ -27,3 +28,7 @@ class MigrationGuardHooks(object):
         if guards:
             LOG.info('nova-migration-guard: %s on %s: guards %s',
                      service.binary, service.host, ', '.join(guards))
+        for name in guards:
+            if name in guard_conf.PLANNED_GUARDS:
+                LOG.warning('nova-migration-guard: guard %s is not available '
+                            'in this release and has no effect', name)

@@ -1,0 +1,99 @@
+"""Run the scenarios stock and guarded, print progress and the table."""
+
+import json
+import sys
+import time
+import unittest
+
+from nova_migration_guard.conf import guard as guard_conf
+from nova_migration_guard.demo import scenarios as scenarios_mod
+from nova_migration_guard.embedded import cloud as cloud_mod
+
+STOCK = 'stock'
+GUARDED = 'guarded'
+
+
+class DemoError(Exception):
+    pass
+
+
+def run_on_cloud(scenario, guards):
+    """Boot an embedded cloud with ``guards``, run the scenario on it,
+    tear the cloud down; returns the Outcome."""
+    outcome = []
+
+    class Cloud(cloud_mod.EmbeddedCloudTestCase):
+        NUMBER_OF_COMPUTES = scenario.computes
+        GUARDS = tuple(guards)
+
+        def test_scenario(self):
+            outcome.append(scenario.run(self))
+
+    # Nova's TestCase deletes its attributes at cleanup: the outcome lives
+    # in the closure.  A unittest result collects errors instead of raising.
+    result = unittest.TestResult()
+    Cloud('test_scenario').run(result)
+    problems = result.errors + result.failures
+    if problems or not outcome:
+        detail = problems[0][1].strip().splitlines()[-1] if problems else ''
+        raise DemoError('%s (%s) did not run to the end: %s'
+                        % (scenario.name, guards or 'stock', detail))
+    return outcome[0]
+
+
+def run(names=None, as_json=False, out=sys.stdout, progress=sys.stderr):
+    """Run the scenarios; returns the exit code (1 if a guarded outcome is
+    wrong or a scenario could not run)."""
+    chosen = [s for s in scenarios_mod.SCENARIOS
+              if not names or s.name in names]
+    rows = []
+    status = 0
+    for i, scenario in enumerate(chosen, 1):
+        row = {'scenario': scenario.name, 'title': scenario.title,
+               'guard': scenario.guard}
+        modes = [(STOCK, ())]
+        if scenario.guard in guard_conf.PLANNED_GUARDS:
+            row[GUARDED] = {'summary': 'guard %s not available yet'
+                                       % scenario.guard,
+                            'ok': None, 'details': {}}
+        else:
+            modes.append((GUARDED, (scenario.guard,)))
+        for mode, guards in modes:
+            print('[%d/%d] %s: %s ...' % (i, len(chosen), scenario.title,
+                                          mode), file=progress, flush=True)
+            started = time.monotonic()
+            try:
+                outcome = run_on_cloud(scenario, guards)
+            except DemoError as exc:
+                row[mode] = {'summary': 'could not run: %s' % exc,
+                             'ok': False, 'details': {}}
+                status = 1
+                continue
+            row[mode] = {'summary': outcome.summary, 'ok': outcome.ok,
+                         'details': outcome.details,
+                         'seconds': round(time.monotonic() - started, 1)}
+            print('      %s (%.0f s)' % (outcome.summary,
+                                         row[mode]['seconds']),
+                  file=progress, flush=True)
+            if mode == GUARDED and not outcome.ok:
+                status = 1
+        rows.append(row)
+    if as_json:
+        json.dump({'scenarios': rows, 'ok': status == 0}, out, indent=2)
+        out.write('\n')
+    else:
+        print_table(rows, out)
+    return status
+
+
+def print_table(rows, out):
+    headers = ('scenario', 'stock Nova', 'with nova-migration-guard')
+    table = [(r['title'], r[STOCK]['summary'], r[GUARDED]['summary'])
+             for r in rows]
+    widths = [max(len(h), *(len(t[i]) for t in table))
+              for i, h in enumerate(headers)]
+    line = '  '.join('%%-%ds' % w for w in widths)
+    print(line % headers, file=out)
+    print(line % tuple('-' * w for w in widths), file=out)
+    for entry in table:
+        print(line % entry, file=out)

@@ -1,0 +1,93 @@
+"""The demo's scenarios: actions through the REST API, outcomes read back
+from the cloud (never written by the demo)."""
+
+import collections
+import dataclasses
+
+from nova_migration_guard.embedded import cloud as cloud_mod
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What a user sees after a scenario, and its summary in words."""
+    summary: str
+    ok: bool                  # no policy violated, no instance in ERROR
+    details: dict
+
+
+class Scenario(object):
+    """One seed scenario.  Subclasses set the attributes and ``run``."""
+
+    #: Short id used on the command line and in --json.
+    name = None
+    #: One line for the table.
+    title = None
+    #: The guard whose effect the scenario shows.
+    guard = None
+    #: Computes the cloud needs.
+    computes = 3
+
+    def run(self, cloud):
+        """Drive ``cloud`` (an EmbeddedCloudTestCase) and return Outcome."""
+        raise NotImplementedError
+
+
+def _settle(cloud, servers):
+    """Wait until no server has a task running; return fresh copies."""
+    fresh = []
+    for server in servers:
+        server = cloud._wait_for_server_parameter(
+            server, {'OS-EXT-STS:task_state': None}, max_retries=240)
+        fresh.append(cloud.admin_api.get_server(server['id']))
+    return fresh
+
+
+def describe_group(servers, migrations):
+    """Outcome of moves of anti-affinity group members, in words."""
+    hosts = collections.Counter(s['OS-EXT-SRV-ATTR:host'] for s in servers)
+    crowded = {h: n for h, n in hosts.items() if n > 1}
+    errored = [s['name'] for s in servers if s['status'] == 'ERROR']
+    parts = []
+    for host, count in sorted(crowded.items()):
+        parts.append('%d members on %s: policy violated' % (count, host))
+    for name in errored:
+        parts.append('%s in ERROR' % name)
+    if not parts:
+        placed = ', '.join('%s on %s' % (s['name'],
+                                         s['OS-EXT-SRV-ATTR:host'])
+                           for s in servers)
+        parts.append('policy kept: %s' % placed)
+    moved = collections.Counter(m['status'] for m in migrations)
+    parts.append('migrations: %s' % ', '.join(
+        '%d %s' % (n, status) for status, n in sorted(moved.items())))
+    return Outcome(
+        summary='; '.join(parts), ok=not crowded and not errored,
+        details={'hosts': {s['name']: s['OS-EXT-SRV-ATTR:host']
+                           for s in servers},
+                 'statuses': {s['name']: s['status'] for s in servers},
+                 'migrations': [m['status'] for m in migrations]})
+
+
+class ConcurrentLiveMigrations(Scenario):
+    name = 'concurrent-live-migrations'
+    title = 'concurrent live migrations in an anti-affinity group'
+    guard = 'anti_affinity'
+    computes = 3
+
+    def run(self, cloud):
+        # Two members on two hosts, one free host: both moves can only go
+        # to the free host, so one of them must not.
+        group = cloud.create_anti_affinity_group('demo-group')
+        servers = [cloud.boot_server(group=group, name='vm%d' % i)
+                   for i in (1, 2)]
+        cloud.run_concurrently(
+            *[lambda s=s: cloud.live_migrate(s, expected=None)
+              for s in servers])
+        migrations = [
+            cloud.wait_for_migration(
+                s, statuses=cloud_mod.FINAL_MIGRATION_STATUSES, timeout=120)
+            for s in servers]
+        return describe_group(_settle(cloud, servers), migrations)
+
+
+SCENARIOS = (ConcurrentLiveMigrations(),)

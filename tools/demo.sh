@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The main job: boot the embedded cloud (Nova's own API, conductor,
+# scheduler, placement and fake computes in one process, on patched Nova)
+# and run each seed scenario with the plugin disabled and enabled.
+# Extra arguments go to `nova-migration-guard demo` (e.g. --json).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v patch >/dev/null; then
+    [ "$(id -u)" = 0 ] || { echo "install GNU patch first" >&2; exit 1; }
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq patch >/dev/null
+fi
+if [ ! -x .venv-tox/bin/tox ]; then
+    echo "creating .venv-tox with tox ..." >&2
+    python3 -m venv .venv-tox && .venv-tox/bin/pip install -q -U pip 'tox>=4' || exit 1
+fi
+echo "preparing the demo environment (nova 34.0.0 and its test harness; ~2 min the first time) ..." >&2
+.venv-tox/bin/tox -q -e demo --notest >&2 || exit 1
+exec .venv-tox/bin/tox -q -e demo -- "$@"
