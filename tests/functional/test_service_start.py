@@ -1,0 +1,43 @@
+"""A service with invalid guard options refuses to start, on patched Nova
+(the plugin's service_starting hook through nova/plugin_hooks.py)."""
+
+from nova import plugin_hooks
+
+from tests.functional import base
+
+
+class ServiceStartTestCase(base.EmbeddedCloudTestCase):
+    NUMBER_OF_COMPUTES = 1
+
+    def test_plugin_hooks_loaded_from_entry_point(self):
+        names = [type(ext).__name__ for ext in plugin_hooks.extensions()]
+        self.assertIn('MigrationGuardHooks', names)
+
+    def _refused(self, binary, host):
+        exc = self.assertRaises(SystemExit, self.start_service, binary,
+                                host=host)
+        return str(exc)
+
+    def test_invalid_backend_url_stops_compute_and_conductor(self):
+        self.flags(backend_url='mysterydb://somewhere',
+                   group='migration_guard_coordination')
+        for binary, host in (('compute', 'host9'),
+                             ('conductor', 'conductor2')):
+            message = self._refused(binary, host)
+            self.assertEqual(1, len(message.splitlines()), message)
+            self.assertIn('[migration_guard_coordination] backend_url',
+                          message)
+            self.assertIn("unknown scheme 'mysterydb'", message)
+            self.assertIn('etcd3+http', message)
+        # Nothing of the refused compute reached the cloud.
+        hosts = [s['host'] for s in self.admin_api.get_services(
+            binary='nova-compute')]
+        self.assertEqual(['host1'], hosts)
+
+    def test_valid_options_start(self):
+        self.flags(acquire_timeout=5, on_backend_failure='proceed_unlocked',
+                   group='migration_guard_coordination')
+        self.start_service('compute', host='host2')
+        hosts = sorted(s['host'] for s in self.admin_api.get_services(
+            binary='nova-compute'))
+        self.assertEqual(['host1', 'host2'], hosts)
