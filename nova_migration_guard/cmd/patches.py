@@ -49,8 +49,10 @@ def run(args):
         for i, patch in enumerate(series.patches):
             mark = 'applied' if count is not None and i < count else '-'
             print('  %-8s %s' % (mark, patch.name))
-        return 0 if state != tree_mod.CONFLICT else 1
+        return 0 if count is not None else 1
     # check: can apply succeed (or is there nothing left to do)?
+    if state == tree_mod.INTERRUPTED:
+        return 1
     if count is None:
         print(tree._first_conflict())
         return 1

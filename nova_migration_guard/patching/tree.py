@@ -4,10 +4,14 @@ Every operation first works on a private copy of the files the series
 touches (the stage), with GNU patch and no fuzz, so a series that does not
 fit leaves Nova untouched.  Only a stage that fully succeeded is written
 back, file by file with os.replace, and a failure while writing restores
-what was already written.  Reverting an applied series gives back the
-original bytes because the patches apply without fuzz.
+what was already written.  A journal of the original bytes, kept in the
+tree while writing, lets the next run roll back a change that was killed
+half way.  Reverting an applied series gives back the original bytes
+because the patches apply without fuzz.
 """
 
+import base64
+import json
 import os
 import pathlib
 import subprocess
@@ -19,6 +23,9 @@ NOT_APPLIED = 'not applied'
 APPLIED = 'applied'
 PARTIAL = 'partially applied'
 CONFLICT = 'conflicts with local changes'
+INTERRUPTED = 'an interrupted apply/revert awaits rollback'
+
+JOURNAL = '.nova-migration-guard-journal.json'
 
 
 def _read(root, relpaths):
@@ -126,6 +133,8 @@ class PatchedTree(object):
         return None
 
     def status(self):
+        if (self.root / JOURNAL).exists():
+            return INTERRUPTED, None
         k = self.applied_count()
         total = len(self.series.patches)
         if k is None:
@@ -145,6 +154,7 @@ class PatchedTree(object):
 
     def apply(self, progress=print):
         """Apply the missing patches; True if the tree changed."""
+        self._recover(progress)
         k = self.applied_count()
         if k is None:
             raise PatchError(
@@ -160,6 +170,7 @@ class PatchedTree(object):
 
     def revert(self, progress=print):
         """Revert the applied patches; True if the tree changed."""
+        self._recover(progress)
         k = self.applied_count()
         if k is None:
             raise PatchError(
@@ -207,7 +218,12 @@ class PatchedTree(object):
 
     def _commit(self, current, wanted):
         """Write the wanted contents; on any failure put back what was
-        already written, so the tree is never half changed."""
+        already written, so the tree is never half changed.  The journal
+        covers a process killed while writing (see _recover)."""
+        journal = self.root / JOURNAL
+        self._write(JOURNAL, json.dumps({
+            rel: None if data is None else base64.b64encode(data).decode()
+            for rel, data in current.items()}).encode())
         done = []
         try:
             for rel in self.files:
@@ -217,13 +233,30 @@ class PatchedTree(object):
         except Exception as exc:
             for rel in reversed(done):
                 self._write(rel, current[rel])
+            journal.unlink()
             raise PatchError('nova-migration-guard: writing %s failed (%s); '
                              'the tree was restored' % (rel, exc))
+        journal.unlink()
+
+    def _recover(self, progress):
+        """Roll back a change that was killed while writing."""
+        journal = self.root / JOURNAL
+        if not journal.exists():
+            return
+        self._check_writable()
+        original = json.loads(journal.read_text())
+        for rel, data in original.items():
+            data = None if data is None else base64.b64decode(data)
+            if _read(self.root, [rel])[rel] != data:
+                self._write(rel, data)
+        journal.unlink()
+        progress('rolled back an interrupted apply/revert in %s' % self.root)
 
     def _write(self, rel, data):
         path = self.root / rel
         if data is None:
-            path.unlink()
+            if path.exists():
+                path.unlink()
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644

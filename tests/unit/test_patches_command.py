@@ -196,3 +196,34 @@ class PatchesCommandTestCase(testtools.TestCase):
         result = self._cmd('status', version=None)
         self.assertEqual(0, result.returncode, result.stderr)
         self.assertIn('nova %s at' % NOVA_VERSION, result.stdout)
+
+    def test_change_killed_while_writing_is_rolled_back(self):
+        """A process killed between two file writes leaves its journal; the
+        next run restores the original bytes before doing anything else."""
+        before = self._copy_nova()
+        code = (
+            'import os, sys\n'
+            'from nova_migration_guard.patching import series, tree\n'
+            'written = []\n'
+            'real = tree.PatchedTree._write\n'
+            'def write(self, rel, data):\n'
+            '    real(self, rel, data)\n'
+            '    written.append(rel)\n'
+            '    if len(written) == 4:\n'
+            '        os._exit(9)\n'
+            'tree.PatchedTree._write = write\n'
+            'nova = series.nova_tree_at(sys.argv[1], sys.argv[2])\n'
+            'tree.PatchedTree(nova.root, series.series_for(nova.version))'
+            '.apply(progress=lambda *a: None)\n')
+        killed = subprocess.run([sys.executable, '-c', code, str(self.root),
+                                 NOVA_VERSION])
+        self.assertEqual(9, killed.returncode)
+        self.assertNotEqual(before, _tree_digest(self.root))
+        self.assertIn('interrupted', self._cmd('status').stdout)
+        result = self._cmd('apply')
+        self.assertEqual(0, result.returncode, result.stderr)
+        self.assertIn('rolled back an interrupted apply/revert',
+                      result.stdout)
+        self.assertIn('): applied', self._cmd('status').stdout)
+        self.assertEqual(0, self._cmd('revert').returncode)
+        self.assertEqual(before, _tree_digest(self.root))
