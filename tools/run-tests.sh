@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 TOP=$(pwd)
 OUT=$TOP/.tox/results
 mkdir -p "$OUT"
-rm -f "$OUT"/*.subunit
+rm -f "$OUT"/*.subunit "$OUT"/*.log
 
 step() { printf '\n=== %s (%s)\n' "$*" "$(date -u +%H:%M:%S)"; }
 
@@ -39,20 +39,26 @@ TOX=$TOP/.venv-tox/bin/tox
 step "tox environments (nova 34.0.0, placement 16.0.0, test deps)"
 timeout 1200 $TOX -e unit,functional,nova-patched --notest || exit 1
 
-run_env() {  # name, time limit (s), subunit source directory
-    local env=$1 limit=$2 repo=$3
-    step "tox -e $env"
-    timeout "$limit" $TOX -e "$env"
+run_env() {  # name, time limit (s): full output in $OUT/<name>.log
+    local env=$1 limit=$2
+    step "tox -e $env (full output: $OUT/$env.log)"
+    timeout "$limit" $TOX -e "$env" > "$OUT/$env.log" 2>&1
     local rc=$?
     [ $rc = 124 ] && echo "tox -e $env: timed out after ${limit}s"
-    (cd "$repo" && "$TOP/.tox/$env/bin/stestr" last --subunit > "$OUT/$env.subunit" 2>/dev/null)
+    "$TOP/.tox/$env/bin/stestr" last --subunit > "$OUT/$env.subunit" 2>/dev/null
+    grep -E '^(=+|Totals| - (Passed|Failed|Skipped)|Sum of execute time)' "$OUT/$env.log" | tail -n 8
+    if [ $rc != 0 ]; then
+        echo "--- tox -e $env failed (exit $rc): failing tests, then the log's end"
+        "$TOP/.tox/$env/bin/stestr" failing 2>/dev/null | tail -n 300
+        tail -n 40 "$OUT/$env.log"
+    fi
     return $rc
 }
 
 status=0
-run_env unit 600 "$TOP" || status=1
-run_env functional 1500 "$TOP" || status=1
-run_env nova-patched 1800 "$TOP" || status=1
+run_env unit 600 || status=1
+run_env functional 1500 || status=1
+run_env nova-patched 1800 || status=1
 
 step "summary"
 .tox/unit/bin/python tools/subunit_summary.py \
