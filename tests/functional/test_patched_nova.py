@@ -1,0 +1,28 @@
+"""The functional environment runs on Nova with the patch series applied."""
+
+import subprocess
+import sys
+
+import testtools
+
+
+class PatchedNovaTestCase(testtools.TestCase):
+
+    def test_status_shows_series_applied(self):
+        result = subprocess.run(
+            [sys.executable, '-m', 'nova_migration_guard.cmd.main',
+             'patches', 'status'], capture_output=True, text=True,
+            timeout=120)
+        self.assertEqual(0, result.returncode, result.stderr)
+        first = result.stdout.splitlines()[0]
+        self.assertRegex(first, r'series 34\.x \(\d+ patches\): applied$')
+        marks = [line.split()[0] for line in result.stdout.splitlines()[1:]]
+        self.assertTrue(marks)
+        self.assertEqual({'applied'}, set(marks))
+
+    def test_check_succeeds_when_applied(self):
+        result = subprocess.run(
+            [sys.executable, '-m', 'nova_migration_guard.cmd.main',
+             'patches', 'check'], capture_output=True, text=True,
+            timeout=120)
+        self.assertEqual(0, result.returncode, result.stderr)
