@@ -7,6 +7,8 @@ lives in its own sub-package, and a hook does nothing unless the guard that
 needs it is listed in ``[migration_guard] guards``.
 """
 
+import contextlib
+
 from oslo_log import log as logging
 
 from nova_migration_guard import conf
@@ -32,3 +34,12 @@ class MigrationGuardHooks(object):
             if name in guard_conf.PLANNED_GUARDS:
                 LOG.warning('nova-migration-guard: guard %s is not available '
                             'in this release and has no effect', name)
+
+    def move_claim(self, **kwargs):
+        """Around a move's destination check and claim (compute)."""
+        if 'anti_affinity' in conf.CONF.migration_guard.guards:
+            # Imported on use: it needs Nova's objects, which the hook
+            # module's other users (service start) do not.
+            from nova_migration_guard.anti_affinity import late_check
+            return late_check.move_claim(**kwargs)
+        return contextlib.nullcontext()

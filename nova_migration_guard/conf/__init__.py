@@ -7,12 +7,13 @@ them for the ``oslo.config.opts`` entry point (``tox -e genconfig``).
 
 from oslo_config import cfg
 
+from nova_migration_guard.conf import anti_affinity
 from nova_migration_guard.conf import coordination
 from nova_migration_guard.conf import guard
 
 CONF = cfg.CONF
 
-_MODULES = (guard, coordination)
+_MODULES = (guard, coordination, anti_affinity)
 
 
 def register_opts(conf):

@@ -1,0 +1,118 @@
+"""The late anti-affinity check on a move's destination compute.
+
+Nova's own late check (ComputeManager._validate_instance_group_policy)
+holds a lock inside one nova-compute process only, and the claim that makes
+a move visible to the next check happens after it.  This check runs inside
+the patch set's ``move_claim`` hook: under a distributed lock per server
+group it counts the members on this host, including both ends of their
+in-flight moves, refuses the host with MoveDestinationRefused when the
+policy would break, and keeps the lock until the body (Nova's check and
+claim) has made this move visible to the next check.
+"""
+
+import contextlib
+
+from nova import exception
+from nova import objects
+from nova import plugin_hooks
+from oslo_log import log as logging
+
+from nova_migration_guard.anti_affinity import policy
+from nova_migration_guard import conf
+from nova_migration_guard.conf import anti_affinity as aa_conf
+from nova_migration_guard import coordination
+
+LOG = logging.getLogger(__name__)
+CONF = conf.CONF
+
+# Rebuild keeps the instance where it is: nothing moves.
+_NOT_A_MOVE = (plugin_hooks.MOVE_REBUILD,)
+
+
+def lock_name(group_uuid):
+    return 'server-group.%s' % group_uuid
+
+
+def host_snapshot(context, group, host, nodename):
+    """The group as seen from ``host``: members whose instance.host is this
+    host and in-flight moves of members from or to this host."""
+    members = frozenset(group.members)
+    on_host = members & set(objects.InstanceList.get_uuids_by_host(
+        context, host))
+    moves = tuple(
+        policy.Move(instance_uuid=m.instance_uuid, source=m.source_compute,
+                    dest=m.dest_compute, migration_type=m.migration_type,
+                    status=m.status, migration_id=m.id)
+        for m in objects.MigrationList.get_in_progress_by_host_and_node(
+            context, host, nodename)
+        if m.instance_uuid in members)
+    return policy.Snapshot(
+        group_uuid=group.uuid, policy=group.policy,
+        max_server_per_host=policy.max_server_per_host(group.rules),
+        member_hosts={uuid: host for uuid in on_host}, moves=moves,
+        members=members)
+
+
+def _group_of(context, instance):
+    try:
+        return objects.InstanceGroup.get_by_instance_uuid(
+            context, instance.uuid)
+    except exception.InstanceGroupNotFound:
+        return None
+
+
+@contextlib.contextmanager
+def move_claim(manager, context, instance, operation, migration, nodename):
+    """The ``move_claim`` hook of the anti_affinity guard."""
+    group = _group_of(context, instance) if (
+        operation not in _NOT_A_MOVE) else None
+    if (group is None or group.policy != policy.ANTI_AFFINITY or
+            group.policy not in CONF.migration_guard_anti_affinity.policies):
+        yield
+        return
+    host = manager.host
+    nodename = nodename or manager._get_nodename(instance)
+    with contextlib.ExitStack() as held:
+        # Waiting too long, or a backend failing closed, refuses the host:
+        # the conductor then tries another one, or the move fails cleanly.
+        try:
+            held.enter_context(
+                coordination.get_coordinator().lock(lock_name(group.uuid)))
+        except coordination.CoordinationError as exc:
+            raise exception.MoveDestinationRefused(host=host, reason=str(exc))
+        snapshot = host_snapshot(context, group, host, nodename)
+        refusal = policy.check_host(snapshot, host, instance.uuid)
+        if refusal is not None:
+            audit = (CONF.migration_guard_anti_affinity.mode ==
+                     aa_conf.AUDIT)
+            LOG.warning('%s %s of instance %s to %s: %s',
+                        'Audit: would refuse' if audit else 'Refusing',
+                        operation, instance.uuid, host, refusal,
+                        instance=instance)
+            if not audit:
+                raise exception.MoveDestinationRefused(
+                    host=host, reason=str(refusal))
+        undo = _publish_destination(migration, operation, host, nodename)
+        try:
+            yield
+        except BaseException:
+            undo()
+            raise
+
+
+def _publish_destination(migration, operation, host, nodename):
+    """Make a live migration's destination visible to the next check before
+    the lock is released.  The conductor writes it only after every check
+    has passed; until then a second live migration of another member would
+    not count this one.  Returns an undo for when the check fails."""
+    if (operation != plugin_hooks.MOVE_LIVE_MIGRATION_CHECK or
+            migration is None or migration.dest_compute == host):
+        return lambda: None
+    previous = (migration.dest_compute, migration.dest_node)
+    migration.dest_compute, migration.dest_node = host, nodename
+    migration.save()
+
+    def restore():
+        migration.dest_compute, migration.dest_node = previous
+        migration.save()
+    return restore

@@ -1,0 +1,1 @@
+import nova.tests.functional  # noqa: F401  Nova's monkey patching, first
