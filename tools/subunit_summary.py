@@ -25,7 +25,9 @@ class _Counter(testtools.StreamResult):
 def count(path):
     counter = _Counter()
     with open(path, 'rb') as stream:
-        case = subunit.ByteStreamToStreamResult(stream)
+        # Interleaved non-subunit bytes (a test's stray output) are skipped.
+        case = subunit.ByteStreamToStreamResult(
+            stream, non_subunit_name='stdout')
         case.run(counter)
     tally = collections.Counter(counter.outcomes.values())
     passed = tally['success'] + tally['xfail']
