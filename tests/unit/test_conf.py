@@ -54,6 +54,13 @@ class ValidateTestCase(testtools.TestCase):
             "are [fail_closed, proceed_unlocked], but found 'maybe'",
             self._refusal())
 
+    def test_anti_affinity_mode(self):
+        self._load('[migration_guard_anti_affinity]\nmode = warn\n')
+        self.assertEqual(
+            "nova-migration-guard: invalid value for "
+            "[migration_guard_anti_affinity] mode: Valid values are "
+            "[enforce, audit], but found 'warn'", self._refusal())
+
     def test_out_of_range(self):
         self._load('[migration_guard_coordination]\nacquire_timeout = 0\n')
         self.assertIn('[migration_guard_coordination] acquire_timeout: '
@@ -62,8 +69,8 @@ class ValidateTestCase(testtools.TestCase):
 
     def test_list_opts_covers_every_group(self):
         groups = {group.name for group, _ in conf.list_opts()}
-        self.assertEqual({'migration_guard', 'migration_guard_coordination'},
-                         groups)
+        self.assertEqual({'migration_guard', 'migration_guard_coordination',
+                          'migration_guard_anti_affinity'}, groups)
         for _, opts in conf.list_opts():
             for opt in opts:
                 self.assertTrue(opt.help.strip(), opt.name)
