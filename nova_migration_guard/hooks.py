@@ -37,9 +37,22 @@ class MigrationGuardHooks(object):
 
     def move_claim(self, **kwargs):
         """Around a move's destination check and claim (compute)."""
-        if 'anti_affinity' in conf.CONF.migration_guard.guards:
-            # Imported on use: it needs Nova's objects, which the hook
-            # module's other users (service start) do not.
-            from nova_migration_guard.anti_affinity import late_check
-            return late_check.move_claim(**kwargs)
+        if _enabled('anti_affinity'):
+            return _late_check().move_claim(**kwargs)
         return contextlib.nullcontext()
+
+    def move_requested(self, **kwargs):
+        """A move to a named host was requested (API)."""
+        if _enabled('anti_affinity'):
+            _late_check().move_requested(**kwargs)
+
+
+def _enabled(guard):
+    return guard in conf.CONF.migration_guard.guards
+
+
+def _late_check():
+    # Imported on use: it needs Nova's objects, which the hook module's
+    # other users (service start) do not.
+    from nova_migration_guard.anti_affinity import late_check
+    return late_check

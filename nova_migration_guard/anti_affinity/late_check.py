@@ -61,13 +61,49 @@ def _group_of(context, instance):
         return None
 
 
+def _guarded_group(context, instance):
+    """The instance's group when this guard handles its policy, else None."""
+    group = _group_of(context, instance)
+    if (group is None or group.policy != policy.ANTI_AFFINITY or
+            group.policy not in CONF.migration_guard_anti_affinity.policies):
+        return None
+    return group
+
+
+def _audit():
+    return CONF.migration_guard_anti_affinity.mode == aa_conf.AUDIT
+
+
+def move_requested(context, instance, operation, host, force):
+    """The ``move_requested`` hook (nova-api): a move to a named host that
+    already breaks the group gets 409 at once, instead of a 202 and a move
+    that fails later (or, forced, a violated policy).  Advisory, so no
+    lock: the late check on the destination stays authoritative."""
+    group = _guarded_group(context, instance)
+    if group is None:
+        return
+    for node in objects.ComputeNodeList.get_all_by_host(context, host):
+        snapshot = host_snapshot(context, group, host,
+                                 node.hypervisor_hostname)
+        refusal = policy.check_host(snapshot, host, instance.uuid)
+        if refusal is None:
+            continue
+        LOG.warning('%s %s of instance %s to %s: %s',
+                    'Audit: would refuse' if _audit() else 'Refusing',
+                    operation, instance.uuid, host, refusal,
+                    instance=instance)
+        if not _audit():
+            raise exception.MoveRequestRefused(
+                reason='Cannot move instance %s to host %s: %s'
+                % (instance.uuid, host, refusal))
+
+
 @contextlib.contextmanager
 def move_claim(manager, context, instance, operation, migration, nodename):
     """The ``move_claim`` hook of the anti_affinity guard."""
-    group = _group_of(context, instance) if (
-        operation not in _NOT_A_MOVE) else None
-    if (group is None or group.policy != policy.ANTI_AFFINITY or
-            group.policy not in CONF.migration_guard_anti_affinity.policies):
+    group = (_guarded_group(context, instance)
+             if operation not in _NOT_A_MOVE else None)
+    if group is None:
         yield
         return
     host = manager.host
@@ -83,13 +119,11 @@ def move_claim(manager, context, instance, operation, migration, nodename):
         snapshot = host_snapshot(context, group, host, nodename)
         refusal = policy.check_host(snapshot, host, instance.uuid)
         if refusal is not None:
-            audit = (CONF.migration_guard_anti_affinity.mode ==
-                     aa_conf.AUDIT)
             LOG.warning('%s %s of instance %s to %s: %s',
-                        'Audit: would refuse' if audit else 'Refusing',
+                        'Audit: would refuse' if _audit() else 'Refusing',
                         operation, instance.uuid, host, refusal,
                         instance=instance)
-            if not audit:
+            if not _audit():
                 raise exception.MoveDestinationRefused(
                     host=host, reason=str(refusal))
         undo = _publish_destination(migration, operation, host, nodename)
