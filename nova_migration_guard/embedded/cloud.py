@@ -83,6 +83,12 @@ class EmbeddedCloudTestCase(test.TestCase,
     #: Give each test its own oslo.concurrency lock_path, for Nova code that
     #: takes external (file) locks, as _IntegratedTestBase does.
     REQUIRES_LOCKING = True
+    #: [filter_scheduler] track_instance_changes.  Nova's default (True)
+    #: keeps a cached view of each host's instances that the computes
+    #: refresh asynchronously, so right after a move the host just left can
+    #: still look occupied.  Tests that need the scheduler to see the
+    #: database as it is set False (it then reads it per request).
+    TRACK_INSTANCE_CHANGES = True
 
     def setUp(self):
         super().setUp()
@@ -130,6 +136,8 @@ class EmbeddedCloudTestCase(test.TestCase,
                 lambda virtapi, compute_driver=None: driver_cls(virtapi)))
 
         self.flags(max_concurrent_live_migrations=self.LIVE_MIGRATION_WORKERS)
+        self.flags(track_instance_changes=self.TRACK_INSTANCE_CHANGES,
+                   group='filter_scheduler')
 
         if self.EXTRA_FILTERS:
             fs = CONF.filter_scheduler

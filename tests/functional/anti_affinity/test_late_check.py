@@ -23,18 +23,13 @@ class _MoveRace(base.EmbeddedCloudTestCase):
     # Live migration completes at once: the race is in the checks.
     COMPUTE_DRIVER = 'fake.MediumFakeDriver'
     NUMBER_OF_COMPUTES = 3
+    # Otherwise a host a member just left can still look occupied to the
+    # scheduler, and a round would not race at all.
+    TRACK_INSTANCE_CHANGES = False
 
     def setUp(self):
         super().setUp()
         self._hold_schedulings()
-
-    def _configure(self):
-        super()._configure()
-        # The scheduler reads the instances of each host from the database
-        # for every request instead of its cached view, which the computes
-        # refresh asynchronously: otherwise a host a member just left can
-        # still look occupied, and a round would not race at all.
-        self.flags(track_instance_changes=False, group='filter_scheduler')
 
     def _hold_schedulings(self):
         """Make the race happen every round: the first scheduling of each
