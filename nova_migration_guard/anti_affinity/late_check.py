@@ -61,7 +61,7 @@ def _group_of(context, instance):
         return None
 
 
-def _guarded_group(context, instance):
+def guarded_group(context, instance):
     """The instance's group when this guard handles its policy, else None."""
     group = _group_of(context, instance)
     if (group is None or group.policy != policy.ANTI_AFFINITY or
@@ -79,7 +79,7 @@ def move_requested(context, instance, operation, host, force):
     already breaks the group gets 409 at once, instead of a 202 and a move
     that fails later (or, forced, a violated policy).  Advisory, so no
     lock: the late check on the destination stays authoritative."""
-    group = _guarded_group(context, instance)
+    group = guarded_group(context, instance)
     if group is None:
         return
     for node in objects.ComputeNodeList.get_all_by_host(context, host):
@@ -101,7 +101,7 @@ def move_requested(context, instance, operation, host, force):
 @contextlib.contextmanager
 def move_claim(manager, context, instance, operation, migration, nodename):
     """The ``move_claim`` hook of the anti_affinity guard."""
-    group = (_guarded_group(context, instance)
+    group = (guarded_group(context, instance)
              if operation not in _NOT_A_MOVE else None)
     if group is None:
         yield

@@ -7,6 +7,8 @@ import collections
 import threading
 
 import fixtures
+from nova import context as nova_context
+from nova import objects
 from nova.scheduler import manager as scheduler_manager
 from testtools import content
 
@@ -73,7 +75,7 @@ class _MoveRace(base.EmbeddedCloudTestCase):
         return record
 
     def _race_rounds(self, kind, rounds=ROUNDS):
-        group = self.create_anti_affinity_group('race')
+        self.group = group = self.create_anti_affinity_group('race')
         servers = [self.boot_server(group=group, name='vm%d' % i)
                    for i in (1, 2)]
         tally = collections.Counter()
@@ -110,6 +112,11 @@ class _MoveRace(base.EmbeddedCloudTestCase):
 class GuardedMoveRaceTestCase(_MoveRace):
     GUARDS = ('anti_affinity',)
 
+    def _latest_fault(self, server):
+        faults = objects.InstanceFaultList.get_by_instance_uuids(
+            nova_context.get_admin_context(), [server['id']])
+        return faults[0].message if faults else ''
+
     def _assert_rounds(self, kind, refused_marker):
         seen = 0
         for round_no, before, records, fresh, outcome in self._race_rounds(
@@ -122,9 +129,12 @@ class GuardedMoveRaceTestCase(_MoveRace):
                 self.assertEqual('ACTIVE', server['status'], where)
                 self.assertIsNone(server['OS-EXT-STS:task_state'], where)
                 if record['status'] in ('error', 'failed'):
-                    # Refused everywhere: still ACTIVE where it was.
+                    # Refused everywhere: still ACTIVE where it was, with a
+                    # fault naming the group.
                     self.assertEqual(before[server['id']],
                                      server['OS-EXT-SRV-ATTR:host'], where)
+                    self.assertIn(self.group['id'],
+                                  self._latest_fault(server), where)
             # Both were scheduled to the one free host: the late check
             # refused one of them there.  (Rescheduled, it may be refused
             # again, e.g. on the source of the other move, which that member
