@@ -78,3 +78,21 @@ class StockRequestedHostTestCase(_RequestedHost):
                        .text_content('migration %s, vm1 %s on %s' % (
                            record['status'], server['status'],
                            server['OS-EXT-SRV-ATTR:host'])))
+
+
+class AuditModeTestCase(_RequestedHost):
+    """mode = audit: the guard only logs what it would refuse."""
+    GUARDS = ('anti_affinity',)
+
+    def test_forced_move_logged_not_refused(self):
+        self.flags(mode='audit', group='migration_guard_anti_affinity')
+        response = self.live_migrate(self.vm1, host='host2', force=True,
+                                     expected=None)
+        self.assertEqual(202, response.status)
+        self.wait_for_migration(self.vm1,
+                                statuses=('completed', 'error', 'failed'))
+        log = self.stdlog.logger.output
+        self.assertIn('Audit: would refuse live_migration of instance %s '
+                      'to host2' % self.vm1['id'], log)
+        self.assertIn(self.group['id'], log)
+        self.assertNotIn('Refusing', log)
