@@ -70,8 +70,18 @@ def guarded_group(context, instance):
     return group
 
 
-def _audit():
-    return CONF.migration_guard_anti_affinity.mode == aa_conf.AUDIT
+def _refusal(context, group, host, nodename, instance, operation):
+    """The policy.Refusal to enforce for ``host``, or None.  A refusal is
+    logged either way; in audit mode it is only logged."""
+    refusal = policy.check_host(
+        host_snapshot(context, group, host, nodename), host, instance.uuid)
+    if refusal is None:
+        return None
+    audit = CONF.migration_guard_anti_affinity.mode == aa_conf.AUDIT
+    LOG.warning('%s %s of instance %s to %s: %s',
+                'Audit: would refuse' if audit else 'Refusing', operation,
+                instance.uuid, host, refusal, instance=instance)
+    return None if audit else refusal
 
 
 def move_requested(context, instance, operation, host, force):
@@ -83,16 +93,9 @@ def move_requested(context, instance, operation, host, force):
     if group is None:
         return
     for node in objects.ComputeNodeList.get_all_by_host(context, host):
-        snapshot = host_snapshot(context, group, host,
-                                 node.hypervisor_hostname)
-        refusal = policy.check_host(snapshot, host, instance.uuid)
-        if refusal is None:
-            continue
-        LOG.warning('%s %s of instance %s to %s: %s',
-                    'Audit: would refuse' if _audit() else 'Refusing',
-                    operation, instance.uuid, host, refusal,
-                    instance=instance)
-        if not _audit():
+        refusal = _refusal(context, group, host, node.hypervisor_hostname,
+                           instance, operation)
+        if refusal is not None:
             raise exception.MoveRequestRefused(
                 reason='Cannot move instance %s to host %s: %s'
                 % (instance.uuid, host, refusal))
@@ -116,16 +119,11 @@ def move_claim(manager, context, instance, operation, migration, nodename):
                 coordination.get_coordinator().lock(lock_name(group.uuid)))
         except coordination.CoordinationError as exc:
             raise exception.MoveDestinationRefused(host=host, reason=str(exc))
-        snapshot = host_snapshot(context, group, host, nodename)
-        refusal = policy.check_host(snapshot, host, instance.uuid)
+        refusal = _refusal(context, group, host, nodename, instance,
+                           operation)
         if refusal is not None:
-            LOG.warning('%s %s of instance %s to %s: %s',
-                        'Audit: would refuse' if _audit() else 'Refusing',
-                        operation, instance.uuid, host, refusal,
-                        instance=instance)
-            if not _audit():
-                raise exception.MoveDestinationRefused(
-                    host=host, reason=str(refusal))
+            raise exception.MoveDestinationRefused(
+                host=host, reason=str(refusal))
         undo = _publish_destination(migration, operation, host, nodename)
         try:
             yield

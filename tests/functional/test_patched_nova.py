@@ -6,13 +6,16 @@ import sys
 import testtools
 
 
+def _patches(action):
+    return subprocess.run(
+        [sys.executable, '-m', 'nova_migration_guard.cmd.main', 'patches',
+         action], capture_output=True, text=True, timeout=120)
+
+
 class PatchedNovaTestCase(testtools.TestCase):
 
     def test_status_shows_series_applied(self):
-        result = subprocess.run(
-            [sys.executable, '-m', 'nova_migration_guard.cmd.main',
-             'patches', 'status'], capture_output=True, text=True,
-            timeout=120)
+        result = _patches('status')
         self.assertEqual(0, result.returncode, result.stderr)
         first = result.stdout.splitlines()[0]
         self.assertRegex(first, r'series 34\.x \(\d+ patches\): applied$')
@@ -21,8 +24,5 @@ class PatchedNovaTestCase(testtools.TestCase):
         self.assertEqual({'applied'}, set(marks))
 
     def test_check_succeeds_when_applied(self):
-        result = subprocess.run(
-            [sys.executable, '-m', 'nova_migration_guard.cmd.main',
-             'patches', 'check'], capture_output=True, text=True,
-            timeout=120)
+        result = _patches('check')
         self.assertEqual(0, result.returncode, result.stderr)
