@@ -12,6 +12,12 @@ from nova_migration_guard.embedded import cloud as cloud_mod
 STOCK = 'stock'
 GUARDED = 'guarded'
 
+GUARD_FILTERS = {'anti_affinity': (
+    'nova_migration_guard.scheduler.filters.InFlightAntiAffinityFilter',)}
+GUARD_WEIGHERS = {'anti_affinity': (
+    'nova_migration_guard.scheduler.weighers.'
+    'InFlightSoftAntiAffinityWeigher',)}
+
 
 class DemoError(Exception):
     pass
@@ -25,6 +31,11 @@ def run_on_cloud(scenario, guards):
     class Cloud(cloud_mod.EmbeddedCloudTestCase):
         NUMBER_OF_COMPUTES = scenario.computes
         GUARDS = tuple(guards)
+        # Configured as the README says for each guard.
+        EXTRA_FILTERS = (GUARD_FILTERS.get(scenario.guard, ())
+                         if guards else ())
+        EXTRA_WEIGHERS = (GUARD_WEIGHERS.get(scenario.guard, ())
+                          if guards else ())
 
         def test_scenario(self):
             outcome.append(scenario.run(self))

@@ -75,6 +75,9 @@ class EmbeddedCloudTestCase(test.TestCase,
     #: Extra scheduler filters as dotted class paths; appended to
     #: available_filters, their class names to Nova's default enabled_filters.
     EXTRA_FILTERS = ()
+    #: Extra scheduler weighers as dotted class paths, appended to Nova's
+    #: weight_classes.
+    EXTRA_WEIGHERS = ()
     #: Size of the live-migration thread pool.  Nova keeps ONE such pool per
     #: process, sized by [DEFAULT] max_concurrent_live_migrations (default 1,
     #: meant per host); all embedded computes share it, so with the default
@@ -147,6 +150,11 @@ class EmbeddedCloudTestCase(test.TestCase,
                 enabled_filters=(list(fs.enabled_filters) + [
                     path.rsplit('.', 1)[-1] for path in self.EXTRA_FILTERS]),
                 group='filter_scheduler')
+
+        if self.EXTRA_WEIGHERS:
+            self.flags(weight_classes=(
+                list(CONF.filter_scheduler.weight_classes) +
+                list(self.EXTRA_WEIGHERS)), group='filter_scheduler')
 
         self.flags(guards=list(self.GUARDS), group='migration_guard')
         locks = self.useFixture(fixtures.TempDir()).path

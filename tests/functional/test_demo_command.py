@@ -25,9 +25,21 @@ class DemoCommandTestCase(testtools.TestCase):
         self.assertEqual(0, result.returncode, result.stderr)
         report = json.loads(result.stdout)
         self.assertTrue(report['ok'])
-        row = {r['scenario']: r for r in report['scenarios']}[
-            'concurrent-live-migrations']
-        stock = row['stock']
+        rows = {r['scenario']: r for r in report['scenarios']}
+        self.assertEqual({'concurrent-live-migrations',
+                          'concurrent-cold-migrations',
+                          'forced-host-live-migration'}, set(rows))
+        # Every guarded outcome keeps the policy with no instance in ERROR,
+        # as read back from the cloud.
+        for name, row in rows.items():
+            guarded = row['guarded']
+            self.assertTrue(guarded['ok'], (name, guarded))
+            self.assertNotIn('ERROR', guarded['details']['statuses'].values())
+            hosts = list(guarded['details']['hosts'].values())
+            self.assertEqual(len(hosts), len(set(hosts)), (name, guarded))
+        self.assertEqual(409, rows['forced-host-live-migration'][
+            'guarded']['details']['api'])
+        stock = rows['concurrent-live-migrations']['stock']
         # Two group members, each on a real host of the embedded cloud, and
         # two migration records with final statuses.
         hosts = stock['details']['hosts']
@@ -40,14 +52,16 @@ class DemoCommandTestCase(testtools.TestCase):
         self.assertEqual(not violated and 'ERROR' not in
                          stock['details']['statuses'].values(), stock['ok'])
         # Progress went to stderr, the services' logs to the log file.
-        self.assertIn('[1/1] concurrent live migrations', result.stderr)
+        self.assertIn('[1/3] concurrent live migrations', result.stderr)
         self.assertGreater(os.path.getsize(log), 0)
 
     def test_table(self):
-        result, _ = self._demo()
+        result, _ = self._demo('--scenario', 'forced-host-live-migration')
         self.assertEqual(0, result.returncode, result.stderr)
         lines = result.stdout.splitlines()
         self.assertIn('stock Nova', lines[0])
         self.assertIn('with nova-migration-guard', lines[0])
+        self.assertEqual(3, len(lines))
         self.assertTrue(lines[2].startswith(
-            'concurrent live migrations in an anti-affinity group'))
+            "forced live migration onto another member's host"))
+        self.assertIn('API 409 naming the group', lines[2])
