@@ -1,0 +1,93 @@
+"""Concurrent evacuations of two group members onto the one free host: the
+late check (scheduler filter not enabled) refuses one every round, which
+keeps its state on its down host (patch 0007), instead of ERROR."""
+
+import collections
+import threading
+
+from testtools import content
+
+from nova_migration_guard.embedded import cloud as cloud_mod
+from tests.functional.anti_affinity import test_late_check
+
+ROUNDS = 20
+
+
+class _EvacuateRace(test_late_check._MoveRace):
+
+    def _evacuate_rounds(self):
+        self.group = self.create_anti_affinity_group('evacuate-race')
+        servers = [self.boot_server(group=self.group, name='vm%d' % i)
+                   for i in (1, 2)]
+        tally = collections.Counter()
+        for round_no in range(ROUNDS):
+            before = {s['id']: self.server_host(s) for s in servers}
+            sources = sorted(set(before.values()))
+            for host in sources:
+                self.stop_compute(host)
+            self._round_barrier = threading.Barrier(len(servers))
+            self._scheduled = set()
+            answers = self.run_concurrently(
+                *[lambda s=s: self.evacuate(s, expected=None)
+                  for s in servers])
+            records = [self.wait_for_migration(
+                s, statuses=cloud_mod.FINAL_MIGRATION_STATUSES, timeout=60)
+                for s in servers]
+            fresh = [self._wait_for_server_parameter(
+                s, {'OS-EXT-STS:task_state': None}, max_retries=120)
+                for s in servers]
+            for host in sources:
+                self.computes[host] = self.restart_compute_service(
+                    self.computes[host])
+                service = self.admin_api.get_services(
+                    host=host, binary='nova-compute')[0]
+                self.admin_api.api_put('/os-services/%s' % service['id'],
+                                       {'forced_down': False})
+            fresh = [self.admin_api.get_server(s['id']) for s in servers]
+            hosts = [s['OS-EXT-SRV-ATTR:host'] for s in fresh]
+            outcome = {
+                'api': sorted(a.status for a in answers),
+                'migrations': sorted(r['status'] for r in records),
+                'violated': len(set(hosts)) < len(hosts),
+                'error': sorted(s['name'] for s in fresh
+                                if s['status'] == 'ERROR'),
+            }
+            tally['violated' if outcome['violated'] else 'policy kept'] += 1
+            tally['rounds with an instance in ERROR'] += bool(
+                outcome['error'])
+            tally['migrations: %s' % '/'.join(outcome['migrations'])] += 1
+            yield round_no, before, records, fresh, outcome
+            if outcome['error'] or outcome['violated']:
+                break
+        self.addDetail('outcomes', content.text_content(
+            '\n'.join('%s: %d' % kv for kv in sorted(tally.items()))))
+
+
+class GuardedEvacuateRaceTestCase(_EvacuateRace):
+    GUARDS = ('anti_affinity',)
+
+    def test_concurrent_evacuations_keep_policy(self):
+        seen = 0
+        for round_no, before, records, fresh, outcome in (
+                self._evacuate_rounds()):
+            where = 'round %d: %s' % (round_no, outcome)
+            self.assertFalse(outcome['violated'], where)
+            self.assertEqual([], outcome['error'], where)
+            self.assertEqual([200, 200], outcome['api'], where)
+            for server, record in zip(fresh, records):
+                if record['status'] == 'failed':
+                    # Refused: still where it was, state kept.
+                    self.assertEqual(before[server['id']],
+                                     server['OS-EXT-SRV-ATTR:host'], where)
+                    self.assertEqual('ACTIVE', server['status'], where)
+            refusals = self.stdlog.logger.output.count('Refusing evacuate')
+            self.assertGreaterEqual(refusals - seen, 1, where)
+            seen = refusals
+
+
+class StockEvacuateRaceTestCase(_EvacuateRace):
+    """Records what stock Nova does (test detail 'outcomes')."""
+
+    def test_concurrent_evacuations_stock(self):
+        self.assertTrue(list(self._evacuate_rounds()))
+        self.assertNotIn('Refusing', self.stdlog.logger.output)
