@@ -2,7 +2,8 @@
 # The main job: boot the embedded cloud (Nova's own API, conductor,
 # scheduler, placement and fake computes in one process, on patched Nova)
 # and run each seed scenario with the plugin disabled and enabled.
-# Extra arguments go to `nova-migration-guard demo` (e.g. --json).
+# Extra arguments go to `nova-migration-guard demo` (e.g. --json): stdout
+# carries only its table (or JSON), progress goes to stderr.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v patch >/dev/null; then
@@ -11,8 +12,11 @@ if ! command -v patch >/dev/null; then
 fi
 if [ ! -x .venv-tox/bin/tox ]; then
     echo "creating .venv-tox with tox ..." >&2
-    python3 -m venv .venv-tox && .venv-tox/bin/pip install -q -U pip 'tox>=4' || exit 1
+    python3 -m venv .venv-tox && .venv-tox/bin/pip install -q -U pip 'tox>=4' >&2 || exit 1
 fi
-echo "preparing the demo environment (nova 34.0.0 and its test harness; ~2 min the first time) ..." >&2
+echo "preparing the demo environment (nova 34.0.0 and its test harness; ~1 min the first time) ..." >&2
 .venv-tox/bin/tox -q -e demo --notest >&2 || exit 1
-exec .venv-tox/bin/tox -q -e demo -- "$@"
+ENV=.tox/demo/bin
+"$ENV/python" tools/link_nova_etc.py >&2 || exit 1
+"$ENV/nova-migration-guard" patches apply >&2 || exit 1
+exec "$ENV/nova-migration-guard" demo "$@"
