@@ -90,34 +90,24 @@ def _wait_moves(cloud, servers):
     return records
 
 
-class ConcurrentLiveMigrations(Scenario):
-    name = 'concurrent-live-migrations'
-    title = 'concurrent live migrations in an anti-affinity group'
+class ConcurrentMoves(Scenario):
+    """Two members on two hosts, one free host: both moved at once can only
+    go to the free host, so one of them must not."""
     guard = 'anti_affinity'
     computes = 3
 
-    def run(self, cloud):
-        # Two members on two hosts, one free host: both moves can only go
-        # to the free host, so one of them must not.
-        _, servers = _boot_pair(cloud, 'demo-live')
-        cloud.run_concurrently(
-            *[lambda s=s: cloud.live_migrate(s, expected=None)
-              for s in servers])
-        return describe_group(_settle(cloud, servers),
-                              _wait_moves(cloud, servers))
-
-
-class ConcurrentColdMigrations(Scenario):
-    name = 'concurrent-cold-migrations'
-    title = 'concurrent cold migrations in an anti-affinity group'
-    guard = 'anti_affinity'
-    computes = 3
+    def __init__(self, kind):
+        self.kind = kind   # 'live' or 'cold'
+        self.name = 'concurrent-%s-migrations' % kind
+        self.title = ('concurrent %s migrations in an anti-affinity group'
+                      % kind)
 
     def run(self, cloud):
-        _, servers = _boot_pair(cloud, 'demo-cold')
+        move = (cloud.live_migrate if self.kind == 'live'
+                else cloud.cold_migrate)
+        _, servers = _boot_pair(cloud, 'demo-%s' % self.kind)
         cloud.run_concurrently(
-            *[lambda s=s: cloud.cold_migrate(s, expected=None)
-              for s in servers])
+            *[lambda s=s: move(s, expected=None) for s in servers])
         records = _wait_moves(cloud, servers)
         return describe_group(_settle(cloud, servers), records)
 
@@ -145,5 +135,5 @@ class ForcedHostLiveMigration(Scenario):
                        details=dict(outcome.details, api=answer.status))
 
 
-SCENARIOS = (ConcurrentLiveMigrations(), ConcurrentColdMigrations(),
+SCENARIOS = (ConcurrentMoves('live'), ConcurrentMoves('cold'),
              ForcedHostLiveMigration())

@@ -5,8 +5,6 @@ keeps its state on its down host (patch 0007), instead of ERROR."""
 import collections
 import threading
 
-from testtools import content
-
 from nova_migration_guard.embedded import cloud as cloud_mod
 from tests.functional.anti_affinity import test_late_check
 
@@ -44,23 +42,11 @@ class _EvacuateRace(test_late_check._MoveRace):
                 self.admin_api.api_put('/os-services/%s' % service['id'],
                                        {'forced_down': False})
             fresh = [self.admin_api.get_server(s['id']) for s in servers]
-            hosts = [s['OS-EXT-SRV-ATTR:host'] for s in fresh]
-            outcome = {
-                'api': sorted(a.status for a in answers),
-                'migrations': sorted(r['status'] for r in records),
-                'violated': len(set(hosts)) < len(hosts),
-                'error': sorted(s['name'] for s in fresh
-                                if s['status'] == 'ERROR'),
-            }
-            tally['violated' if outcome['violated'] else 'policy kept'] += 1
-            tally['rounds with an instance in ERROR'] += bool(
-                outcome['error'])
-            tally['migrations: %s' % '/'.join(outcome['migrations'])] += 1
+            outcome = self._round_outcome(answers, records, fresh, tally)
             yield round_no, before, records, fresh, outcome
             if outcome['error'] or outcome['violated']:
                 break
-        self.addDetail('outcomes', content.text_content(
-            '\n'.join('%s: %d' % kv for kv in sorted(tally.items()))))
+        self._record_tally(tally)
 
 
 class GuardedEvacuateRaceTestCase(_EvacuateRace):

@@ -87,26 +87,31 @@ class _MoveRace(base.EmbeddedCloudTestCase):
                 *[lambda s=s: self._start_move(s, kind) for s in servers])
             records = [self._settle(s, kind) for s in servers]
             fresh = [self.admin_api.get_server(s['id']) for s in servers]
-            hosts = [s['OS-EXT-SRV-ATTR:host'] for s in fresh]
-            outcome = {
-                'api': sorted(a.status for a in answers),
-                'migrations': sorted(r['status'] for r in records),
-                'violated': len(set(hosts)) < len(hosts),
-                'error': sorted(s['name'] for s in fresh
-                                if s['status'] == 'ERROR'),
-                'moved': sum(before[s['id']] != s['OS-EXT-SRV-ATTR:host']
-                             for s in fresh),
-            }
-            tally['violated' if outcome['violated'] else 'policy kept'] += 1
-            tally['rounds with an instance in ERROR'] += bool(
-                outcome['error'])
-            tally['migrations: %s' % '/'.join(outcome['migrations'])] += 1
+            outcome = self._round_outcome(answers, records, fresh, tally)
             yield round_no, before, records, fresh, outcome
             if outcome['error']:
                 break   # an ERROR instance cannot be moved again
+        self._record_tally(tally)
+
+    @staticmethod
+    def _round_outcome(answers, records, fresh, tally):
+        """What a user sees after one round, counted into ``tally``."""
+        hosts = [s['OS-EXT-SRV-ATTR:host'] for s in fresh]
+        outcome = {
+            'api': sorted(a.status for a in answers),
+            'migrations': sorted(r['status'] for r in records),
+            'violated': len(set(hosts)) < len(hosts),
+            'error': sorted(s['name'] for s in fresh
+                            if s['status'] == 'ERROR'),
+        }
+        tally['violated' if outcome['violated'] else 'policy kept'] += 1
+        tally['rounds with an instance in ERROR'] += bool(outcome['error'])
+        tally['migrations: %s' % '/'.join(outcome['migrations'])] += 1
+        return outcome
+
+    def _record_tally(self, tally):
         self.addDetail('outcomes', content.text_content(
             '\n'.join('%s: %d' % kv for kv in sorted(tally.items()))))
-        self.tally = tally
 
 
 class GuardedMoveRaceTestCase(_MoveRace):
