@@ -48,10 +48,19 @@ class Snapshot:
         if self.members is None:
             object.__setattr__(self, 'members',
                                frozenset(self.member_hosts))
+        # occupancy() per ``exclude``: a scheduler filter asks once per host
+        # of a request, and rebuilding it each time costs hosts x moves.
+        object.__setattr__(self, '_occupancy', {})
 
     def occupancy(self, exclude=None):
         """host -> set of member uuids that occupy it, leaving out
-        ``exclude`` (the instance being placed)."""
+        ``exclude`` (the instance being placed).  Computed once per
+        ``exclude``; callers must not modify it."""
+        if exclude not in self._occupancy:
+            self._occupancy[exclude] = self._compute_occupancy(exclude)
+        return self._occupancy[exclude]
+
+    def _compute_occupancy(self, exclude):
         occupied = collections.defaultdict(set)
         for uuid, host in self.member_hosts.items():
             if host and uuid != exclude and uuid in self.members:
@@ -63,7 +72,7 @@ class Snapshot:
             for host in (move.source, move.dest):
                 if host:
                     occupied[host].add(move.instance_uuid)
-        return occupied
+        return dict(occupied)
 
     def moves_touching(self, host, exclude=None):
         return [m for m in self.moves
