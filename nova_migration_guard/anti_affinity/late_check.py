@@ -18,12 +18,10 @@ from nova import plugin_hooks
 from oslo_log import log as logging
 
 from nova_migration_guard.anti_affinity import policy
-from nova_migration_guard import conf
-from nova_migration_guard.conf import anti_affinity as aa_conf
+from nova_migration_guard.anti_affinity import settings
 from nova_migration_guard import coordination
 
 LOG = logging.getLogger(__name__)
-CONF = conf.CONF
 
 # Rebuild keeps the instance where it is: nothing moves.
 _NOT_A_MOVE = (plugin_hooks.MOVE_REBUILD,)
@@ -65,7 +63,7 @@ def guarded_group(context, instance):
     """The instance's group when this guard handles its policy, else None."""
     group = _group_of(context, instance)
     if (group is None or group.policy != policy.ANTI_AFFINITY or
-            group.policy not in CONF.migration_guard_anti_affinity.policies):
+            not settings.handles(group.policy)):
         return None
     return group
 
@@ -77,7 +75,7 @@ def _refusal(context, group, host, nodename, instance, operation):
         host_snapshot(context, group, host, nodename), host, instance.uuid)
     if refusal is None:
         return None
-    audit = CONF.migration_guard_anti_affinity.mode == aa_conf.AUDIT
+    audit = settings.audit()
     LOG.warning('%s %s of instance %s to %s: %s',
                 'Audit: would refuse' if audit else 'Refusing', operation,
                 instance.uuid, host, refusal, instance=instance)

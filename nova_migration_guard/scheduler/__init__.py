@@ -30,17 +30,13 @@ import dataclasses
 import weakref
 
 from nova import context as nova_context
-from oslo_config import cfg
 from oslo_log import log as logging
 
 import nova_migration_guard.conf  # noqa: F401  registers our options
 from nova_migration_guard.anti_affinity import occupancy
-from nova_migration_guard.conf import anti_affinity as aa_conf
+from nova_migration_guard.anti_affinity import settings
 
-CONF = cfg.CONF
 LOG = logging.getLogger(__name__)
-
-GUARD = 'anti_affinity'
 
 # RequestSpec -> (Snapshot, cell uuids that did not answer).  The scheduler
 # hands the SAME RequestSpec object to every filter and weigher call of one
@@ -60,18 +56,13 @@ def group_policy(spec_obj):
 
 
 def applies(spec_obj, policy_name):
-    """Act only with the guard enabled, ``policy_name`` left to it
-    (``[migration_guard_anti_affinity] policies``) and a group of that
-    policy."""
-    return (GUARD in CONF.migration_guard.guards and
-            policy_name in CONF.migration_guard_anti_affinity.policies and
+    """Act only when the guard handles ``policy_name`` and the request has
+    a group of that policy."""
+    return (settings.handles(policy_name) and
             group_policy(spec_obj) == policy_name)
 
 
-def audit():
-    """``[migration_guard_anti_affinity] mode = audit``: log what the guard
-    would do, change nothing."""
-    return CONF.migration_guard_anti_affinity.mode == aa_conf.AUDIT
+audit = settings.audit
 
 
 def request_snapshot(spec_obj):
