@@ -310,8 +310,9 @@ def _stop_driver(driver, seconds):
 class _Session:
     """One started tooz coordinator and the locks held through it."""
 
-    def __init__(self, driver):
+    def __init__(self, driver, url):
         self.driver = driver
+        self.url = url     # the backend_url it was started with
         self.holders = 0   # lock() calls acquiring or holding through it
         self.stale = False  # saw a backend failure: replace, stop when idle
 
@@ -445,11 +446,23 @@ class Coordinator:
 
     def _use_session(self, wait):
         """The current session, started if needed, with one more holder."""
+        retired = None
         with self._mutex:
+            old = self._session
+            if old is not None and old.url != self._conf[_GROUP].backend_url:
+                # The backend changed (a test, or a service reconfigured
+                # in-process): locks must not keep going to the old one,
+                # which may be gone.  Its holders finish through it.
+                old.stale = True
+                self._session = None
+                retired = old if old.holders == 0 else None
             if self._session is None:
                 self._session = self._start_session(_call_bound(wait))
             self._session.holders += 1
-            return self._session
+            session = self._session
+        if retired is not None:
+            _stop_driver(retired.driver, 0)
+        return session
 
     def _start_session(self, bound):
         url = self._conf[_GROUP].backend_url
@@ -469,7 +482,7 @@ class Coordinator:
                          % mask_url(url), on_late_result=stop_late)
         except (_Overran,) + _backend_errors() as exc:
             raise _BackendFailure(exc)
-        return _Session(driver)
+        return _Session(driver, url)
 
     def _done_with(self, session, failed=False):
         """Drop a holder; on failure retire the session, so the next lock()

@@ -39,6 +39,7 @@ from nova.tests.functional import fixtures as func_fixtures
 from nova.tests.functional import integrated_helpers
 
 import nova_migration_guard.conf  # noqa: F401  registers our option groups
+from nova_migration_guard import coordination
 
 CONF = cfg.CONF
 
@@ -160,6 +161,10 @@ class EmbeddedCloudTestCase(test.TestCase,
         locks = self.useFixture(fixtures.TempDir()).path
         self.flags(backend_url='file://' + locks,
                    group='migration_guard_coordination')
+        # One cloud, one set of services: the process's coordinator (and its
+        # backend connection) must not outlive them into the next test.
+        coordination.reset()
+        self.addCleanup(coordination.reset)
 
     # ------------------------------------------------------------ services
 
@@ -306,9 +311,29 @@ class EmbeddedCloudTestCase(test.TestCase,
                                       record))
             if time.monotonic() > deadline:
                 self.fail('Timed out after %ss waiting for a migration of %s '
-                          'in %s; last record: %s' % (
-                              timeout, server['id'], sorted(statuses), record))
+                          'in %s; last record: %s; %s' % (
+                              timeout, server['id'], sorted(statuses), record,
+                              self.describe_progress(server)))
             time.sleep(0.2)
+
+    def describe_progress(self, server):
+        """Where a server's last action stands, for failure messages: its
+        state and the events of its newest instance action (which service
+        step started, which finished and how)."""
+        fresh = self.admin_api.get_server(server['id'])
+        text = 'server %s/%s on %s' % (
+            fresh['status'], fresh['OS-EXT-STS:task_state'],
+            fresh['OS-EXT-SRV-ATTR:host'])
+        actions = self.admin_api.get_instance_actions(server['id'])
+        if actions:
+            newest = max(actions, key=lambda a: a['start_time'])
+            action = self.admin_api.get_instance_action_details(
+                server['id'], newest['request_id'])
+            text += '; action %s events: %s' % (action['action'], [
+                (e['event'], e.get('host'), e['start_time'],
+                 e.get('finish_time'), e.get('result'))
+                for e in action.get('events', [])])
+        return text
 
     def wait_until_moving_together(self, servers, status='running',
                                    timeout=30):

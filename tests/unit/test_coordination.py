@@ -358,6 +358,27 @@ class TestFileBackendLocks(CoordinationTestCase):
         with coord.lock('group-1', timeout=1):
             pass
 
+    def test_changed_backend_url_takes_effect_on_next_lock(self):
+        """A coordinator never keeps locking through a backend it is no
+        longer configured for (which may be gone, as after a test stopped
+        its redis); a lock held through the old one still releases."""
+        coord = self.coordinator('svc-a')
+        other_dir = self.useFixture(fixtures.TempDir()).path
+        with coord.lock('held-across'):
+            old_driver = coord._session.driver
+            coord._conf.set_override('backend_url', 'file://' + other_dir,
+                                     group=GROUP)
+            with coord.lock('group-1', timeout=1):
+                self.assertTrue(os.path.exists(os.path.join(
+                    other_dir, 'migration-guard.group-1')))
+                self.assertFalse(os.path.exists(os.path.join(
+                    self.lock_dir, 'migration-guard.group-1')))
+            self.assertTrue(old_driver.is_started)   # still holding through it
+        # Released through the old coordinator, which then stops.
+        wait_for(lambda: not old_driver.is_started)
+        with self.coordinator('svc-b').lock('held-across', timeout=0.5):
+            pass
+
     def test_get_coordinator_is_one_per_process(self):
         conf = make_conf(self, backend_url=self.file_url)
         seen = []
