@@ -3,7 +3,6 @@
 import json
 import sys
 import time
-import unittest
 
 from nova_migration_guard.conf import guard as guard_conf
 from nova_migration_guard.demo import scenarios as scenarios_mod
@@ -24,32 +23,21 @@ class DemoError(Exception):
 
 
 def run_on_cloud(scenario, guards):
-    """Boot an embedded cloud with ``guards``, run the scenario on it,
-    tear the cloud down; returns the Outcome."""
-    outcome = []
-
-    class Cloud(cloud_mod.EmbeddedCloudTestCase):
-        NUMBER_OF_COMPUTES = scenario.computes
-        GUARDS = tuple(guards)
-        # Configured as the README says for each guard.
-        EXTRA_FILTERS = (GUARD_FILTERS.get(scenario.guard, ())
-                         if guards else ())
-        EXTRA_WEIGHERS = (GUARD_WEIGHERS.get(scenario.guard, ())
-                          if guards else ())
-
-        def test_scenario(self):
-            outcome.append(scenario.run(self))
-
-    # Nova's TestCase deletes its attributes at cleanup: the outcome lives
-    # in the closure.  A unittest result collects errors instead of raising.
-    result = unittest.TestResult()
-    Cloud('test_scenario').run(result)
-    problems = result.errors + result.failures
-    if problems or not outcome:
-        detail = problems[0][1].strip().splitlines()[-1] if problems else ''
+    """Run the scenario on an embedded cloud with ``guards``; returns the
+    Outcome."""
+    try:
+        return cloud_mod.run_in_cloud(
+            scenario.run,
+            NUMBER_OF_COMPUTES=scenario.computes,
+            GUARDS=tuple(guards),
+            # Configured as the README says for each guard.
+            EXTRA_FILTERS=(GUARD_FILTERS.get(scenario.guard, ())
+                           if guards else ()),
+            EXTRA_WEIGHERS=(GUARD_WEIGHERS.get(scenario.guard, ())
+                            if guards else ()))
+    except cloud_mod.CloudRunError as exc:
         raise DemoError('%s (%s) did not run to the end: %s'
-                        % (scenario.name, guards or 'stock', detail))
-    return outcome[0]
+                        % (scenario.name, guards or 'stock', exc))
 
 
 def run(names=None, as_json=False, out=sys.stdout, progress=sys.stderr):

@@ -26,11 +26,14 @@ operator would, so the tests assert what a user sees.
 import nova.tests.functional  # noqa: F401  isort:skip
 
 import copy
+import random
 import threading
 import time
+import unittest
 
 import fixtures
 from oslo_config import cfg
+from oslo_messaging._drivers import impl_fake
 
 from nova import test
 from nova.tests import fixtures as nova_fixtures
@@ -58,12 +61,39 @@ SUCCEEDED_MIGRATION_STATUSES = ('completed', 'done', 'finished', 'confirmed')
 MAX_FORCE_MICROVERSION = '2.67'
 
 
+class SharedTopicConsumers(fixtures.Fixture):
+    """Services sharing an RPC topic take turns at random, as consumers of
+    one RabbitMQ queue share its messages.  oslo.messaging's fake driver
+    lets every listener poll on a fixed 50 ms beat, so the listener that
+    happens to poll first takes nearly every message and a second
+    scheduler or conductor would sit idle.  A random pause per poll makes
+    each message go to either listener with equal odds."""
+
+    def _setUp(self):
+        real_time = impl_fake.time
+
+        class RandomPause:
+            time = staticmethod(real_time.time)
+
+            @staticmethod
+            def sleep(seconds):
+                real_time.sleep(random.uniform(0, 2 * seconds))
+
+        self.useFixture(fixtures.MonkeyPatch(
+            'oslo_messaging._drivers.impl_fake.time', RandomPause))
+
+
 class EmbeddedCloudTestCase(test.TestCase,
                             integrated_helpers.InstanceHelperMixin):
     """A whole Nova cloud in one process; subclass it and write tests."""
 
     #: How many nova-compute services to start (hosts host1..hostN).
     NUMBER_OF_COMPUTES = 3
+    #: How many nova-scheduler and nova-conductor services to start.  Extra
+    #: ones (hosts scheduler2.., conductor2..) consume the same RPC topic, so
+    #: requests are shared among them as on a multi-controller cloud.
+    NUMBER_OF_SCHEDULERS = 1
+    NUMBER_OF_CONDUCTORS = 1
     #: Virt driver: a name relative to nova.virt (Nova only loads drivers from
     #: its own tree) or a driver class, which is then injected directly.
     COMPUTE_DRIVER = 'fake.FakeLiveMigrateDriver'
@@ -117,8 +147,16 @@ class EmbeddedCloudTestCase(test.TestCase,
         self.api.microversion = self.MICROVERSION
         self.admin_api.microversion = self.MICROVERSION
 
+        if max(self.NUMBER_OF_SCHEDULERS, self.NUMBER_OF_CONDUCTORS) > 1:
+            self.useFixture(SharedTopicConsumers())
         self.conductor = self.start_service('conductor')
         self.scheduler = self.start_service('scheduler')
+        self.conductors = [self.conductor] + [
+            self.start_service('conductor', host='conductor%d' % i)
+            for i in range(2, self.NUMBER_OF_CONDUCTORS + 1)]
+        self.schedulers = [self.scheduler] + [
+            self._start_extra_scheduler('scheduler%d' % i)
+            for i in range(2, self.NUMBER_OF_SCHEDULERS + 1)]
         for i in range(1, self.NUMBER_OF_COMPUTES + 1):
             self._start_compute('host%d' % i)   # fills self.computes
 
@@ -167,6 +205,15 @@ class EmbeddedCloudTestCase(test.TestCase,
         self.addCleanup(coordination.reset)
 
     # ------------------------------------------------------------ services
+
+    def _start_extra_scheduler(self, host):
+        """start_service() refuses a second scheduler (a guard against
+        tests starting one twice by mistake); production clouds run
+        several, and nothing in one scheduler process depends on being
+        alone, so start it the way start_service() would."""
+        self.useFixture(nova_fixtures.ConfPatcher(host=host))
+        return self.useFixture(nova_fixtures.ServiceFixture(
+            'scheduler', host)).service
 
     def compute(self, host):
         """The nova-compute service object of ``host``."""
@@ -409,3 +456,35 @@ class EmbeddedCloudTestCase(test.TestCase,
 # Re-exported for callers that catch API errors without importing Nova's
 # test client.
 OpenStackApiException = api_client.OpenStackApiException
+
+
+class CloudRunError(Exception):
+    """run_in_cloud(): the cloud or the body failed; the message is the
+    last line of the error."""
+
+
+def run_in_cloud(body, **attributes):
+    """Start an embedded cloud, call ``body(cloud)``, tear the cloud down;
+    returns what ``body`` returned.  ``attributes`` override the class
+    attributes of EmbeddedCloudTestCase (GUARDS, NUMBER_OF_COMPUTES, ...).
+    For commands (demo, benchmarks) that are not test runs."""
+    returned = []
+
+    class Cloud(EmbeddedCloudTestCase):
+        def test_body(self):
+            returned.append(body(self))
+
+    for name, value in attributes.items():
+        if not hasattr(EmbeddedCloudTestCase, name):
+            raise TypeError('EmbeddedCloudTestCase has no %s' % name)
+        setattr(Cloud, name, value)
+    # Nova's TestCase deletes its attributes at cleanup: the result lives in
+    # the closure.  A unittest result collects errors instead of raising.
+    result = unittest.TestResult()
+    Cloud('test_body').run(result)
+    problems = result.errors + result.failures
+    if problems or not returned:
+        raise CloudRunError(
+            problems[0][1].strip().splitlines()[-1] if problems else
+            'the cloud did not start')
+    return returned[0]

@@ -7,6 +7,7 @@ import collections
 import threading
 
 import fixtures
+from nova.conductor import manager as conductor_manager
 from nova import context as nova_context
 from nova import objects
 from nova.scheduler import manager as scheduler_manager
@@ -31,7 +32,36 @@ class _MoveRace(base.EmbeddedCloudTestCase):
 
     def setUp(self):
         super().setUp()
+        #: Requests served per scheduler / conductor service (their manager
+        #: objects), evidence that every controller took part.
+        self.served = collections.Counter()
         self._hold_schedulings()
+        self._count_conductor_tasks()
+
+    def _count_conductor_tasks(self):
+        """Count the move tasks each conductor service ran."""
+        for name in ('live_migrate_instance', 'migrate_server',
+                     'rebuild_instance', 'unshelve_instance'):
+            real = getattr(conductor_manager.ComputeTaskManager, name)
+
+            def counted(task_manager, *args, _real=real, **kwargs):
+                self.served[task_manager] += 1
+                return _real(task_manager, *args, **kwargs)
+            self.useFixture(fixtures.MonkeyPatch(
+                'nova.conductor.manager.ComputeTaskManager.' + name,
+                counted))
+
+    def assert_every_controller_served(self):
+        counts = {}
+        for service in self.schedulers + self.conductors:
+            managers = [service.manager] + list(
+                getattr(service.manager, 'additional_endpoints', ()))
+            counts[service.host] = sum(self.served[m] for m in managers)
+        self.addDetail('requests served', content.text_content(
+            '\n'.join('%s: %d' % kv for kv in sorted(counts.items()))))
+        for host, count in counts.items():
+            self.assertGreater(count, 0, '%s served no request: %s'
+                               % (host, counts))
 
     def _hold_schedulings(self):
         """Make the race happen every round: the first scheduling of each
@@ -43,6 +73,7 @@ class _MoveRace(base.EmbeddedCloudTestCase):
         self._scheduled = set()
 
         def select_destinations(manager, ctxt, *args, **kwargs):
+            self.served[manager] += 1
             result = real(manager, ctxt, *args, **kwargs)
             # The RPC dispatcher passes keyword arguments.
             uuid = (kwargs.get('instance_uuids') or [None])[0]
@@ -63,6 +94,11 @@ class _MoveRace(base.EmbeddedCloudTestCase):
             return self.live_migrate(server, expected=None)
         return self.cold_migrate(server, expected=None)
 
+    def _latest_fault(self, server):
+        faults = objects.InstanceFaultList.get_by_instance_uuids(
+            nova_context.get_admin_context(), [server['id']])
+        return faults[0].message if faults else ''
+
     def _settle(self, server, kind):
         """Wait for the move to end; confirm a finished cold migration."""
         # 'finished' is where a cold migration waits for confirmation.
@@ -74,7 +110,9 @@ class _MoveRace(base.EmbeddedCloudTestCase):
             self._confirm_resize(server)
         return record
 
-    def _race_rounds(self, kind, rounds=ROUNDS):
+    def _race_rounds(self, kinds, rounds=ROUNDS):
+        """``kinds``: the move of each of the two members ('live' or
+        'cold'), e.g. ('live', 'cold') for a mixed race."""
         self.group = group = self.create_anti_affinity_group('race')
         servers = [self.boot_server(group=group, name='vm%d' % i)
                    for i in (1, 2)]
@@ -84,8 +122,9 @@ class _MoveRace(base.EmbeddedCloudTestCase):
             self._round_barrier = threading.Barrier(len(servers))
             self._scheduled = set()
             answers = self.run_concurrently(
-                *[lambda s=s: self._start_move(s, kind) for s in servers])
-            records = [self._settle(s, kind) for s in servers]
+                *[lambda s=s, k=k: self._start_move(s, k)
+                  for s, k in zip(servers, kinds)])
+            records = [self._settle(s, k) for s, k in zip(servers, kinds)]
             fresh = [self.admin_api.get_server(s['id']) for s in servers]
             outcome = self._round_outcome(answers, records, fresh, tally)
             yield round_no, before, records, fresh, outcome
@@ -117,16 +156,11 @@ class _MoveRace(base.EmbeddedCloudTestCase):
 class GuardedMoveRaceTestCase(_MoveRace):
     GUARDS = ('anti_affinity',)
 
-    def _latest_fault(self, server):
-        faults = objects.InstanceFaultList.get_by_instance_uuids(
-            nova_context.get_admin_context(), [server['id']])
-        return faults[0].message if faults else ''
-
-    def _assert_rounds(self, kind, refused_marker):
+    def _assert_rounds(self, kinds, refused_marker='Refusing '):
         seen = 0
         for round_no, before, records, fresh, outcome in self._race_rounds(
-                kind):
-            where = '%s round %d: %s' % (kind, round_no, outcome)
+                kinds):
+            where = '%s round %d: %s' % ('/'.join(kinds), round_no, outcome)
             self.assertFalse(outcome['violated'], where)
             self.assertEqual([], outcome['error'], where)
             self.assertEqual([202, 202], outcome['api'], where)
@@ -149,10 +183,32 @@ class GuardedMoveRaceTestCase(_MoveRace):
             seen = refusals
 
     def test_concurrent_live_migrations_keep_policy(self):
-        self._assert_rounds('live', 'Refusing live_migration')
+        self._assert_rounds(('live', 'live'), 'Refusing live_migration')
 
     def test_concurrent_cold_migrations_keep_policy(self):
-        self._assert_rounds('cold', 'Refusing resize')
+        self._assert_rounds(('cold', 'cold'), 'Refusing resize')
+
+    def test_concurrent_live_and_cold_migration_keep_policy(self):
+        self._assert_rounds(('live', 'cold'))
+
+
+class MultiControllerMoveRaceTestCase(GuardedMoveRaceTestCase):
+    """The same races with two schedulers and two conductors sharing the
+    work: the lock is per group across services, not per process."""
+    NUMBER_OF_SCHEDULERS = 2
+    NUMBER_OF_CONDUCTORS = 2
+
+    def test_concurrent_live_migrations_keep_policy(self):
+        super().test_concurrent_live_migrations_keep_policy()
+        self.assert_every_controller_served()
+
+    def test_concurrent_cold_migrations_keep_policy(self):
+        super().test_concurrent_cold_migrations_keep_policy()
+        self.assert_every_controller_served()
+
+    def test_concurrent_live_and_cold_migration_keep_policy(self):
+        super().test_concurrent_live_and_cold_migration_keep_policy()
+        self.assert_every_controller_served()
 
 
 class StockMoveRaceTestCase(_MoveRace):
@@ -160,13 +216,16 @@ class StockMoveRaceTestCase(_MoveRace):
     records what happens (test detail 'outcomes'); asserts only that the
     scenario ran and the guard stayed out of it."""
 
-    def _run(self, kind):
-        rounds = list(self._race_rounds(kind))
+    def _run(self, kinds):
+        rounds = list(self._race_rounds(kinds))
         self.assertTrue(rounds)
         self.assertNotIn('Refusing', self.stdlog.logger.output)
 
     def test_concurrent_live_migrations_stock(self):
-        self._run('live')
+        self._run(('live', 'live'))
 
     def test_concurrent_cold_migrations_stock(self):
-        self._run('cold')
+        self._run(('cold', 'cold'))
+
+    def test_concurrent_live_and_cold_migration_stock(self):
+        self._run(('live', 'cold'))
