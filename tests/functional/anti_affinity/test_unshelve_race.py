@@ -99,9 +99,9 @@ class _UnshelveRace(test_late_check._MoveRace):
             tally['violated' if outcome['violated'] else 'policy kept'] += 1
             tally['rounds with an instance in ERROR'] += bool(
                 outcome['error'])
-            tally['unshelves refused (left %s)' % PARKED] += sum(
-                1 for status, _, _ in outcome['racers'].values()
-                if status == PARKED)
+            for server, kind in zip(racers, kinds):
+                tally['%s ended %s' % (kind, outcome['racers'][
+                    server['name']][0])] += 1
             yield round_no, outcome
             if outcome['error']:
                 break
