@@ -418,7 +418,7 @@ class TwoLibvirtHosts(fixtures.Fixture):
             host.start(self.capabilities_cache)
 
     def connect(self, host):
-        _ensure_event_loop()
+        ensure_event_loop()
         conn = libvirt.open(host.client_uri)
         self.addCleanup(conn.close)
         return conn
@@ -446,7 +446,7 @@ _event_loop_lock = threading.Lock()
 _event_loop_started = False
 
 
-def _ensure_event_loop():
+def ensure_event_loop():
     """libvirt's default event loop, run by a daemon thread.  It must be
     registered before the first connection is opened, and only once per
     process."""
