@@ -48,6 +48,13 @@ TOX=$TOP/.venv-tox/bin/tox
 step "tox environments (nova 34.0.0, placement 16.0.0, test deps)"
 timeout 1500 $TOX -e unit,functional,nova-patched,real-libvirt --notest || exit 1
 
+# The nova 21.x series (XenAPI) must apply to the nova 21.2.4 sdist through
+# the package's patch command; the unit tests run the patched Nova 21 code.
+step "nova 21.2.4 sdist with the 21.x series (tools/check-nova21-series.sh)"
+NMG_NOVA21_TREE=$(NMG_PYTHON=$TOP/.tox/unit/bin/python \
+                  timeout 600 tools/check-nova21-series.sh) || exit 1
+export NMG_NOVA21_TREE
+
 run_env() {  # name, time limit (s): full output in $OUT/<name>.log
     local env=$1 limit=$2
     step "tox -e $env (full output: $OUT/$env.log)"
