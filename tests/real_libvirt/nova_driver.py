@@ -77,7 +77,13 @@ class _SharedEventLoop(fixtures.Fixture):
 
 class JobStatsRecorder(fixtures.Fixture):
     """Every job-statistics sample Nova's migration monitor takes
-    (``Guest.get_job_info``), with its time and the domain's name."""
+    (``Guest.get_job_info``): (monotonic time, host name, domain name,
+    JobInfo fields).  ``host_of_uri`` maps a connection URI to its host
+    name."""
+
+    def __init__(self, host_of_uri):
+        super().__init__()
+        self.host_of_uri = host_of_uri
 
     def _setUp(self):
         self.samples = []
@@ -87,9 +93,10 @@ class JobStatsRecorder(fixtures.Fixture):
 
         def get_job_info(guest):
             info = real(guest)
+            host = recorder.host_of_uri.get(guest._domain.connect().getURI())
             with recorder._lock:
                 recorder.samples.append(
-                    (time.monotonic(), guest.name, dict(vars(info))))
+                    (time.monotonic(), host, guest.name, dict(vars(info))))
             return info
 
         self.useFixture(fixtures.MonkeyPatch(
@@ -98,7 +105,7 @@ class JobStatsRecorder(fixtures.Fixture):
     def of(self, name, since=0.0):
         """The samples of domain ``name`` taken at or after ``since``."""
         with self._lock:
-            return [info for t, guest_name, info in self.samples
+            return [info for t, host, guest_name, info in self.samples
                     if guest_name == name and t >= since]
 
 
@@ -144,7 +151,9 @@ class NovaLibvirtHosts(fixtures.Fixture):
         self.conf.config(group='libvirt', virt_type='qemu',
                          **self.libvirt_options)
         self.useFixture(_SharedEventLoop())
-        self.stats = self.useFixture(JobStatsRecorder())
+        self.stats = self.useFixture(JobStatsRecorder({
+            host.client_uri: name
+            for name, host in self.libvirt_hosts.hosts.items()}))
         self.drivers = {}
         self.events = {}
         for name, libvirt_host in sorted(self.libvirt_hosts.hosts.items()):

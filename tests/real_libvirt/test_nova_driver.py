@@ -2,6 +2,7 @@
 daemons (what is real and what is stubbed: tests/real_libvirt/nova_driver.py).
 """
 
+import os
 import threading
 import time
 
@@ -11,6 +12,7 @@ from testtools.content import text_content
 from tests.real_libvirt import base
 from tests.real_libvirt import nova_driver
 from tests.real_libvirt.hosts import libvirt
+from tests import traces
 
 # The dirtying guest: rewrites a 128 MiB region as fast as its (TCG) vCPU
 # can, while the migration stream is capped at 30 MiB/s.
@@ -29,6 +31,32 @@ class NovaDriverTestCase(base.RealLibvirtTestCase):
         super().setUp()
         self.nova = self.useFixture(nova_driver.NovaLibvirtHosts(
             self.hosts, **self.LIBVIRT_OPTIONS))
+        if os.environ.get('NMG_RECORD_TRACES'):
+            # Runs before the fixtures stop the daemons (cleanups are
+            # LIFO), whether the test passed or not.
+            self.addCleanup(self.record_trace,
+                            os.environ['NMG_RECORD_TRACES'])
+
+    def record_trace(self, directory):
+        """Write the events both daemons sent and the monitor's job-stats
+        samples of this test as a trace (tests/traces)."""
+        start = min([e.time for e in self.events.events] +
+                    [t for t, _, _, _ in self.nova.stats.samples] or [0])
+        conn = self.conn['A']
+        traces.write(directory, traces.Trace(
+            name=self.id().rsplit('.', 1)[-1][len('test_'):],
+            description=(self.shortDescription() or
+                         self.id().rsplit('.', 1)[-1]),
+            versions={'libvirt': conn.getLibVersion(),
+                      'qemu': conn.getVersion()},
+            settings=dict(self.LIBVIRT_OPTIONS),
+            events=[{'t': round(e.time - start, 3), 'host': e.host,
+                     'domain': e.domain, 'event': e.event,
+                     'detail': e.detail} for e in self.events.events],
+            job_stats=[{'t': round(t - start, 3), 'host': host,
+                        'domain': domain, 'stats': stats}
+                       for t, host, domain, stats in self.nova.stats.samples
+                       ]))
 
     def boot(self, name, memory_mib=128, **dirty):
         domain, console = self.start_guest(
@@ -56,6 +84,7 @@ class NovaDriverTestCase(base.RealLibvirtTestCase):
 class IdleGuestTest(NovaDriverTestCase):
 
     def test_there_and_back_through_nova(self):
+        """An idle guest live-migrates A->B->A through Nova's driver."""
         instance, console = self.boot('idle')
         for source, dest in ((self.hosts.a, self.hosts.b),
                              (self.hosts.b, self.hosts.a)):
@@ -106,6 +135,8 @@ class DirtyingGuestTest(NovaDriverTestCase):
     LIBVIRT_OPTIONS = {'live_migration_bandwidth': BANDWIDTH_MIB_S}
 
     def test_does_not_converge_and_is_aborted_cleanly(self):
+        """A guest rewriting 128 MiB under a 30 MiB/s cap, stock Nova
+        settings: passes go on, never converging; then aborted."""
         instance, console = self.boot('dirty', memory_mib=256,
                                       dirty_mb=DIRTY_MB,
                                       dirty_spin=DIRTY_SPIN)
