@@ -16,7 +16,6 @@ left: no process in a daemon's mount namespace, no mount of its directory.
 
 import collections
 from concurrent import futures
-import ctypes
 import os
 import pwd
 import shlex
@@ -28,6 +27,8 @@ import threading
 import time
 
 import fixtures
+
+from tests.fixtures import processes
 
 try:
     import libvirt
@@ -79,29 +80,6 @@ def environment_problem():
     except (OSError, subprocess.SubprocessError) as exc:
         return 'cannot create mount namespaces (unshare --mount): %s' % exc
     return None
-
-
-def _free_port(address):
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((address, 0))
-        return sock.getsockname()[1]
-
-
-def _die_with_parent():
-    """preexec_fn: the kernel kills the daemon if the test runner dies, so
-    a crashed run does not leave daemons behind."""
-    libc = ctypes.CDLL('libc.so.6', use_errno=True)
-    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-def _tail(path, size=3000):
-    try:
-        with open(path, 'rb') as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - size))
-            return f.read().decode('utf-8', 'replace')
-    except OSError as exc:
-        return '(%s)' % exc
 
 
 class Process(object):
@@ -187,7 +165,7 @@ class LibvirtHost(object):
         self.host_uuid = host_uuid
         self.migration_ports = migration_ports
         self.dir = os.path.join(base_dir, name)
-        self.tcp_port = _free_port(address)
+        self.tcp_port = processes.free_port(address)
         self.socket = os.path.join(self.dir, 'sock', 'libvirt-sock')
         #: URI for the tests' clients (unix socket, outside the bind mounts).
         self.client_uri = 'qemu+unix:///system?socket=' + self.socket
@@ -289,7 +267,7 @@ class LibvirtHost(object):
                  '--', '/bin/sh', '-c', script],
                 stdin=subprocess.DEVNULL, stdout=out,
                 stderr=subprocess.STDOUT, start_new_session=True,
-                preexec_fn=_die_with_parent)
+                preexec_fn=processes.die_with_parent)
         deadline = time.monotonic() + _START_TIMEOUT
         while True:
             if self.process.poll() is not None:
@@ -336,8 +314,8 @@ class LibvirtHost(object):
             return False  # exited, or an fd closed while looking
 
     def _logs(self):
-        return 'output: %s\nlog tail: %s' % (_tail(self.output_path),
-                                             _tail(self.log_path))
+        return 'output: %s\nlog tail: %s' % (processes.tail(self.output_path),
+                                             processes.tail(self.log_path))
 
     def stop(self):
         """Stop the QEMUs, the daemon and anything else left in its mount
