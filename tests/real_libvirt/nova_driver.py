@@ -41,6 +41,7 @@ from oslo_utils import uuidutils
 import nova.conf
 from nova import objects
 from nova.objects import fields
+from nova import thread_pool_factory
 from nova.virt.libvirt import driver as libvirt_driver
 from nova.virt.libvirt import guest as libvirt_guest
 
@@ -109,6 +110,17 @@ class JobStatsRecorder(fixtures.Fixture):
                     if guest_name == name and t >= since]
 
 
+class _StopDispatching(BaseException):
+    """Ends Host._conn_event_thread, whose loop only stops for a
+    BaseException (it logs and goes on after an Exception)."""
+
+
+def _stop_conn_event_thread(host):
+    def stop():
+        raise _StopDispatching()
+    host._conn_event_handler_queue.put(stop)
+
+
 class Recorder(object):
     """Stands in for a compute manager callback: records each call."""
 
@@ -151,6 +163,9 @@ class NovaLibvirtHosts(fixtures.Fixture):
         self.conf.config(group='libvirt', virt_type='qemu',
                          **self.libvirt_options)
         self.useFixture(_SharedEventLoop())
+        # Last: Nova's thread pools (the drivers' threads ran there); until
+        # they are shut down, interpreter exit waits for their workers.
+        self.addCleanup(thread_pool_factory.reset_all_executors)
         self.stats = self.useFixture(JobStatsRecorder({
             host.client_uri: name
             for name, host in self.libvirt_hosts.hosts.items()}))
@@ -171,6 +186,7 @@ class NovaLibvirtHosts(fixtures.Fixture):
             lambda *args: self.connection_events.append((name, args)))
         driver._host.initialize()
         self.addCleanup(driver._host.cleanup)
+        self.addCleanup(_stop_conn_event_thread, driver._host)
         # As init_host does: connect now, which registers the lifecycle
         # event callbacks (a destination never calls the driver before
         # the incoming guest's events arrive).
