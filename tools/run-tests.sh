@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 TOP=$(pwd)
 OUT=$TOP/.tox/results
 mkdir -p "$OUT"
-rm -f "$OUT"/*.subunit "$OUT"/*.log
+rm -f "$OUT"/*.subunit "$OUT"/*.log "$OUT"/*.rc
 
 step() { printf '\n=== %s (%s)\n' "$*" "$(date -u +%H:%M:%S)"; }
 
@@ -60,6 +60,7 @@ run_env() {  # name, time limit (s): full output in $OUT/<name>.log
     step "tox -e $env (full output: $OUT/$env.log)"
     NMG_SUBUNIT="$OUT/$env.subunit" timeout "$limit" $TOX -e "$env" > "$OUT/$env.log" 2>&1
     local rc=$?
+    echo $rc > "$OUT/$env.rc"   # read by the summary
     [ $rc = 124 ] && echo "tox -e $env: timed out after ${limit}s"
     # Envs that rerun failures write the combined stream themselves.
     [ -s "$OUT/$env.subunit" ] || \

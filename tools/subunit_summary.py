@@ -1,10 +1,13 @@
 """Count test outcomes in subunit v2 streams: prints 'N passed, N failed'.
 
 Usage: subunit_summary.py NAME=FILE [NAME=FILE ...]
-A missing or empty stream counts as one failure (the runner died).
+A missing or empty stream counts as one failure (the runner died), and so
+does a runner that exited non-zero (FILE with .rc for .subunit holds its
+exit code) without any failed test: it timed out or crashed after them.
 """
 
 import collections
+import os
 import sys
 
 import subunit
@@ -36,6 +39,15 @@ def count(path):
         t for t, s in counter.outcomes.items() if s in ('fail', 'uxsuccess')]
 
 
+def _exit_code(path):
+    """The runner's exit code saved beside its stream, 0 if none."""
+    try:
+        with open(os.path.splitext(path)[0] + '.rc') as f:
+            return int(f.read().strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
 def main(args):
     total = collections.Counter()
     for arg in args:
@@ -46,6 +58,10 @@ def main(args):
             passed, failed, skipped, failures = 0, 0, 0, []
         if passed + failed + skipped == 0:
             failed, failures = 1, ['%s: no test results' % name]
+        rc = _exit_code(path)
+        if rc and not failed:
+            failed, failures = 1, ['%s: the runner exited %d (timed out or '
+                                   'crashed) after its tests' % (name, rc)]
         print('%-14s %5d passed, %d failed, %d skipped'
               % (name, passed, failed, skipped))
         for test_id in failures[:50]:
