@@ -16,6 +16,7 @@ left: no process in a daemon's mount namespace, no mount of its directory.
 
 import collections
 from concurrent import futures
+import fcntl
 import os
 import pwd
 import shlex
@@ -23,6 +24,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -38,11 +40,50 @@ except ImportError:  # reported by environment_problem()
 LIBVIRTD = '/usr/sbin/libvirtd'
 QEMU = '/usr/bin/qemu-system-x86_64'
 
-# name, listen address, host_uuid, QEMU migration port range (inclusive)
+# name, listen address, host_uuid
 _HOSTS = (
-    ('A', '127.0.0.2', 'aaaaaaaa-0000-4000-8000-00000000000a', (49152, 49183)),
-    ('B', '127.0.0.3', 'bbbbbbbb-0000-4000-8000-00000000000b', (49184, 49215)),
+    ('A', '127.0.0.2', 'aaaaaaaa-0000-4000-8000-00000000000a'),
+    ('B', '127.0.0.3', 'bbbbbbbb-0000-4000-8000-00000000000b'),
 )
+
+# QEMU migration ports.  libvirt picks a port that looks free and QEMU binds
+# it later, so two pairs of daemons running at once (parallel test
+# workers) with the same range pick the same port and one incoming
+# migration fails.  Each fixture therefore holds a slot of its own: an
+# exclusive lock on a slot file, for as long as its daemons run; slot N
+# owns ports MIGRATION_PORT_BASE + N * 64 .. + 63 (32 per host).
+MIGRATION_PORT_BASE = 49152
+_PORTS_PER_HOST = 32
+_PORT_SLOTS = 32
+_SLOT_DIR = os.path.join(tempfile.gettempdir(),
+                         'nova-migration-guard-libvirt-ports')
+
+
+class _PortSlot(fixtures.Fixture):
+    """An exclusive migration port range for one pair of daemons, across
+    the processes of a test run."""
+
+    def _setUp(self):
+        os.makedirs(_SLOT_DIR, exist_ok=True)
+        for slot in range(_PORT_SLOTS):
+            handle = open(os.path.join(_SLOT_DIR, 'slot-%d' % slot), 'w')
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+                continue
+            self.addCleanup(handle.close)  # closing releases the lock
+            self.slot = slot
+            return
+        raise RuntimeError('all %d migration port slots in %s are in use'
+                           % (_PORT_SLOTS, _SLOT_DIR))
+
+    def ports(self, index):
+        """(first, last) port of host ``index`` (0 or 1)."""
+        first = (MIGRATION_PORT_BASE +
+                 (self.slot * 2 + index) * _PORTS_PER_HOST)
+        return first, first + _PORTS_PER_HOST - 1
+
 
 # Subdirectory of a host's directory -> the system path it is mounted on.
 _PRIVATE_DIRS = (
@@ -385,9 +426,11 @@ class TwoLibvirtHosts(fixtures.Fixture):
 
     def _setUp(self):
         self.base_dir = self.useFixture(fixtures.TempDir()).path
-        self.a, self.b = (LibvirtHost(name, address, host_uuid, ports,
-                                      self.base_dir)
-                          for name, address, host_uuid, ports in _HOSTS)
+        slot = self.useFixture(_PortSlot())
+        self.a, self.b = (LibvirtHost(name, address, host_uuid,
+                                      slot.ports(index), self.base_dir)
+                          for index, (name, address, host_uuid)
+                          in enumerate(_HOSTS))
         self.hosts = {'A': self.a, 'B': self.b}
         # Before anything starts: a daemon that fails to start, or a test
         # that fails, still gets everything stopped.

@@ -78,3 +78,25 @@ class CleanupTest(base.RealLibvirtTestCase):
         with open('/proc/self/mountinfo') as f:
             self.assertNotIn(fixture.base_dir, f.read())
         self.assertFalse(os.path.exists(fixture.base_dir))
+
+
+class PortSlotTest(base.RealLibvirtTestCase):
+    """Daemon pairs that run at once (parallel test workers) never share
+    migration ports: one such collision failed an incoming migration with
+    "Failed to find an available port"."""
+
+    start_hosts = False
+
+    def test_pairs_get_disjoint_ranges(self):
+        first = self.useFixture(hosts._PortSlot())
+        second = hosts._PortSlot()
+        second.setUp()
+        ranges = [first.ports(0), first.ports(1)]
+        try:
+            ranges += [second.ports(0), second.ports(1)]
+        finally:
+            second.cleanUp()
+        ports = [set(range(low, high + 1)) for low, high in ranges]
+        for i, one in enumerate(ports):
+            for other in ports[i + 1:]:
+                self.assertEqual(set(), one & other)
