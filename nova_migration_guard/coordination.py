@@ -384,9 +384,9 @@ class Coordinator:
         at that moment are released by the backend when their TTL ends.
         A later lock() starts a new coordinator."""
         with self._mutex:
-            session, self._session = self._session, None
+            session = self._session
             if session is not None:
-                session.stale = True
+                self._retire_locked(session)
         if session is not None:
             _stop_driver(session.driver, _STOP_TIMEOUT)
 
@@ -449,13 +449,13 @@ class Coordinator:
         retired = None
         with self._mutex:
             old = self._session
-            if old is not None and old.url != self._conf[_GROUP].backend_url:
+            if (old is not None and
+                    old.url != self._conf[_GROUP].backend_url and
+                    self._retire_locked(old)):
                 # The backend changed (a test, or a service reconfigured
                 # in-process): locks must not keep going to the old one,
                 # which may be gone.  Its holders finish through it.
-                old.stale = True
-                self._session = None
-                retired = old if old.holders == 0 else None
+                retired = old
             if self._session is None:
                 self._session = self._start_session(_call_bound(wait))
             self._session.holders += 1
@@ -490,14 +490,21 @@ class Coordinator:
         with self._mutex:
             session.holders -= 1
             if failed:
-                session.stale = True
-                if self._session is session:
-                    self._session = None
+                self._retire_locked(session)
             stop = session.stale and session.holders == 0
         if stop:
             # Stopping its heart matters: it would otherwise keep renewing
             # the lease of a lock whose release failed, for ever.
             _stop_driver(session.driver, 0)
+
+    def _retire_locked(self, session):
+        """With ``_mutex`` held: ``session`` is handed out no more (the next
+        lock() starts a new one).  True when no lock uses it any more, so
+        the caller stops it, outside the mutex."""
+        session.stale = True
+        if self._session is session:
+            self._session = None
+        return session.holders == 0
 
 
 class _BackendFailure(Exception):
