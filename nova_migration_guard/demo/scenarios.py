@@ -4,7 +4,8 @@ from the cloud (never written by the demo)."""
 import collections
 import dataclasses
 
-from nova_migration_guard.embedded import cloud as cloud_mod
+# Seconds a move, or a server's task, may take in a scenario.
+TIMEOUT = 120
 
 
 @dataclasses.dataclass
@@ -34,12 +35,8 @@ class Scenario(object):
 
 def _settle(cloud, servers):
     """Wait until no server has a task running; return fresh copies."""
-    fresh = []
-    for server in servers:
-        server = cloud._wait_for_server_parameter(
-            server, {'OS-EXT-STS:task_state': None}, max_retries=240)
-        fresh.append(cloud.admin_api.get_server(server['id']))
-    return fresh
+    return [cloud.wait_until_settled(server, timeout=TIMEOUT)
+            for server in servers]
 
 
 def describe_group(servers, migrations):
@@ -76,18 +73,8 @@ def _boot_pair(cloud, name):
 
 
 def _wait_moves(cloud, servers):
-    """Wait for each server's last move to end (a cold migration waiting
-    for confirmation is confirmed, as its user would)."""
-    ended = cloud_mod.FINAL_MIGRATION_STATUSES | {'finished'}
-    records = []
-    for server in servers:
-        records.append(cloud.wait_for_migration(server, statuses=ended,
-                                                timeout=120))
-        fresh = cloud._wait_for_server_parameter(
-            server, {'OS-EXT-STS:task_state': None}, max_retries=240)
-        if fresh['status'] == 'VERIFY_RESIZE':
-            cloud._confirm_resize(fresh)
-    return records
+    """Each server's last move, once ended (see settle_move)."""
+    return [cloud.settle_move(server, timeout=TIMEOUT) for server in servers]
 
 
 class ConcurrentMoves(Scenario):

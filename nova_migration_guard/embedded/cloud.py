@@ -277,6 +277,26 @@ class EmbeddedCloudTestCase(test.TestCase,
         return self._wait_for_server_parameter(
             server, expected, max_retries=max(1, int(timeout / 0.5)))
 
+    def wait_until_settled(self, server, timeout=60):
+        """Poll until no task runs on the server, whatever its status;
+        returns the fresh server."""
+        return self._wait_for_server_parameter(
+            server, {'OS-EXT-STS:task_state': None},
+            max_retries=max(1, int(timeout / 0.5)))
+
+    def settle_move(self, server, timeout=60):
+        """Wait until the server's last move ended and no task runs on it;
+        a cold migration waiting in VERIFY_RESIZE is confirmed, as its user
+        would.  Returns the move's migration record."""
+        # 'finished' is where a cold migration waits for confirmation.
+        record = self.wait_for_migration(
+            server, statuses=FINAL_MIGRATION_STATUSES | {'finished'},
+            timeout=timeout)
+        server = self.wait_until_settled(server, timeout=timeout)
+        if server['status'] == 'VERIFY_RESIZE':
+            self._confirm_resize(server)
+        return record
+
     # ------------------------------------------------------------ moves
     # Each returns the APIResponse; a status outside ``expected`` raises
     # OpenStackApiException (pass expected=None to accept any status).

@@ -3,7 +3,6 @@ late check (scheduler filter not enabled) refuses one every round, which
 keeps its state on its down host (patch 0007), instead of ERROR."""
 
 import collections
-import threading
 
 from nova_migration_guard.embedded import cloud as cloud_mod
 from tests.functional.anti_affinity import test_late_check
@@ -23,17 +22,13 @@ class _EvacuateRace(test_late_check._MoveRace):
             sources = sorted(set(before.values()))
             for host in sources:
                 self.stop_compute(host)
-            self._round_barrier = threading.Barrier(len(servers))
-            self._scheduled = set()
-            answers = self.run_concurrently(
+            answers = self.start_race(
                 *[lambda s=s: self.evacuate(s, expected=None)
                   for s in servers])
             records = [self.wait_for_migration(
                 s, statuses=cloud_mod.FINAL_MIGRATION_STATUSES, timeout=60)
                 for s in servers]
-            fresh = [self._wait_for_server_parameter(
-                s, {'OS-EXT-STS:task_state': None}, max_retries=120)
-                for s in servers]
+            fresh = [self.wait_until_settled(s) for s in servers]
             for host in sources:
                 self.computes[host] = self.restart_compute_service(
                     self.computes[host])

@@ -13,7 +13,6 @@ from nova import objects
 from nova.scheduler import manager as scheduler_manager
 from testtools import content
 
-from nova_migration_guard.embedded import cloud as cloud_mod
 from tests.functional import base
 
 ROUNDS = 20
@@ -100,15 +99,15 @@ class _MoveRace(base.EmbeddedCloudTestCase):
         return faults[0].message if faults else ''
 
     def _settle(self, server, kind):
-        """Wait for the move to end; confirm a finished cold migration."""
-        # 'finished' is where a cold migration waits for confirmation.
-        ended = cloud_mod.FINAL_MIGRATION_STATUSES | {'finished'}
-        record = self.wait_for_migration(server, statuses=ended, timeout=60)
-        server = self._wait_for_server_parameter(
-            server, {'OS-EXT-STS:task_state': None}, max_retries=120)
-        if server['status'] == 'VERIFY_RESIZE':
-            self._confirm_resize(server)
-        return record
+        """Wait for the move of ``kind`` to end (subclasses add kinds)."""
+        return self.settle_move(server)
+
+    def start_race(self, *moves):
+        """Run the callables at once, each move's first scheduling held
+        until every one of them is scheduled; their API answers."""
+        self._round_barrier = threading.Barrier(len(moves))
+        self._scheduled = set()
+        return self.run_concurrently(*moves)
 
     def _race_rounds(self, kinds, rounds=ROUNDS):
         """``kinds``: the move of each of the two members ('live' or
@@ -119,9 +118,7 @@ class _MoveRace(base.EmbeddedCloudTestCase):
         tally = collections.Counter()
         for round_no in range(rounds):
             before = {s['id']: self.server_host(s) for s in servers}
-            self._round_barrier = threading.Barrier(len(servers))
-            self._scheduled = set()
-            answers = self.run_concurrently(
+            answers = self.start_race(
                 *[lambda s=s, k=k: self._start_move(s, k)
                   for s, k in zip(servers, kinds)])
             records = [self._settle(s, k) for s, k in zip(servers, kinds)]

@@ -9,7 +9,6 @@ naming the group, and can be unshelved again later.
 """
 
 import collections
-import threading
 
 from testtools import content
 
@@ -49,8 +48,7 @@ class _UnshelveRace(test_late_check._MoveRace):
 
     def _settle(self, server, kind):
         if kind == 'unshelve':
-            return self._wait_for_server_parameter(
-                server, {'OS-EXT-STS:task_state': None}, max_retries=120)
+            return self.wait_until_settled(server)
         return super()._settle(server, kind)
 
     def _put_back(self, server, kind):
@@ -76,9 +74,7 @@ class _UnshelveRace(test_late_check._MoveRace):
         racers = [self.vm1, self.vm2]
         tally = collections.Counter()
         for round_no in range(ROUNDS):
-            self._round_barrier = threading.Barrier(len(racers))
-            self._scheduled = set()
-            answers = self.run_concurrently(
+            answers = self.start_race(
                 *[lambda s=s, k=k: self._start_move(s, k)
                   for s, k in zip(racers, kinds)])
             for server, kind in zip(racers, kinds):
