@@ -144,16 +144,6 @@ class _Base(base.EmbeddedCloudTestCase):
         self.fail('Migration of %s never matched; last: %s'
                   % (server['id'], record))
 
-    def wait_until_settled(self, server):
-        """The server once no task runs on it any more (ACTIVE or ERROR)."""
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            server = self.admin_api.get_server(server['id'])
-            if server['OS-EXT-STS:task_state'] is None:
-                return server
-            time.sleep(0.2)
-        self.fail('%s never settled: %s' % (server['id'], server))
-
     def schedule_second_move(self, server, move, **kwargs):
         """Start ``move`` of ``server`` while another member's move is held
         in flight; wait until it ended; return an Outcome."""
@@ -194,6 +184,16 @@ class _Base(base.EmbeddedCloudTestCase):
         self.assertNotIn('fault', outcome.server)
         self.assertEqual(1, outcome.queries)   # once per request
 
+    def assert_second_move_outcome(self, outcome, stock_picked):
+        """The second move's outcome for B on host2: refused by the
+        scheduler when guarded, else what stock Nova does after its
+        scheduler picked ``stock_picked``."""
+        if self.guarded:
+            self.assert_refused_by_scheduler(outcome, host='host2')
+        else:
+            self.assert_stock_late_check_fired(outcome, host='host2',
+                                               picked=stock_picked)
+
     def assert_stock_late_check_fired(self, outcome, host, picked):
         """Stock Nova: its scheduler picked ``picked``, the host another
         member is moving to or from; the late check there raised
@@ -226,11 +226,7 @@ class InFlightLiveMigrationTestCase(_Base):
 
         # Nova's filter sees A on host1 only, so host3 looks free for B.
         outcome = self.schedule_second_move(b, self.live_migrate)
-        if self.guarded:
-            self.assert_refused_by_scheduler(outcome, host='host2')
-        else:
-            self.assert_stock_late_check_fired(outcome, host='host2',
-                                               picked='host3')
+        self.assert_second_move_outcome(outcome, stock_picked='host3')
         self.release(a)
         self.wait_for_migration(a, ('completed',))
         self.assertEqual(['host3', 'host2'], self.hosts(a, b))
@@ -246,11 +242,9 @@ class InFlightLiveMigrationTestCase(_Base):
         self.wait_for_migration(a, ('finished',))
 
         outcome = self.schedule_second_move(b, self.live_migrate)
+        self.assert_second_move_outcome(outcome, stock_picked='host1')
         if not self.guarded:
-            self.assert_stock_late_check_fired(outcome, host='host2',
-                                               picked='host1')
             return
-        self.assert_refused_by_scheduler(outcome, host='host2')
 
         # Once confirmed, host1 is free: a NEW request sees it (the snapshot
         # of the refused request is not reused).
@@ -274,11 +268,7 @@ class InFlightLiveMigrationTestCase(_Base):
             m['status'] not in FINAL)
 
         outcome = self.schedule_second_move(b, self.live_migrate)
-        if not self.guarded:
-            self.assert_stock_late_check_fired(outcome, host='host2',
-                                               picked='host3')
-        else:
-            self.assert_refused_by_scheduler(outcome, host='host2')
+        self.assert_second_move_outcome(outcome, stock_picked='host3')
         self.release(a)
         self.wait_for_migration(a, ('done',))
 
@@ -299,11 +289,7 @@ class InFlightLiveMigrationTestCase(_Base):
         self.assertEqual('host3', mig_c['dest_compute'])
         # D is not: host1 has A and B, host3 A and C, all but B in flight.
         outcome = self.schedule_second_move(d, self.live_migrate)
-        if not self.guarded:
-            self.assert_stock_late_check_fired(outcome, host='host2',
-                                               picked='host3')
-        else:
-            self.assert_refused_by_scheduler(outcome, host='host2')
+        self.assert_second_move_outcome(outcome, stock_picked='host3')
         for server in (a, c):
             self.release(server)
             self.wait_for_migration(server, ('completed',))
