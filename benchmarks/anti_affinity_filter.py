@@ -38,6 +38,7 @@ from nova import test
 from oslo_utils import uuidutils
 import sqlalchemy as sa
 
+from nova_migration_guard import report
 from nova_migration_guard.scheduler import filters as guard_filters
 
 HOSTS = (100, 1000, 5000)
@@ -49,20 +50,11 @@ IN_FLIGHT_STATUSES = ('running', 'preparing', 'queued', 'migrating',
 MIGRATION_TYPES = ('live-migration', 'migration', 'resize', 'evacuation')
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'out',
                    'anti_affinity_filter.txt')
-# nova.test.TestCase may capture sys.stdout/err (OS_STDOUT_CAPTURE): keep
-# the real streams.
-STDOUT = sys.stdout
-STDERR = sys.stderr
 
 
 def repetitions(hosts):
     """Median of this many requests (after one warm-up request)."""
     return {100: 21, 1000: 11}.get(hosts, 5)
-
-
-def progress(text):
-    STDERR.write(text + '\n')
-    STDERR.flush()
 
 
 class StatementCounter(object):
@@ -187,8 +179,8 @@ def run(results):
         try:
             for hosts in HOSTS:
                 for moves in MOVES:
-                    progress('%5d hosts, %4d in-flight moves: ...'
-                             % (hosts, moves))
+                    report.progress('%5d hosts, %4d in-flight moves: ...'
+                                    % (hosts, moves))
                     scenario = Scenario(ctxt, cell, hosts, moves, rng)
                     reps = repetitions(hosts)
                     s_ms, s_sql, _, s_pass = measure(stock, scenario, reps)
@@ -197,9 +189,10 @@ def run(results):
                     row = (hosts, moves, s_ms, o_ms, s_sql, o_sql, o_sel,
                            s_pass, o_pass, reps)
                     results.append(row)
-                    progress('%5d hosts, %4d in-flight moves: stock %.2f ms, '
-                             'ours %.2f ms (%g SQL, %g SELECT), %d reps'
-                             % (hosts, moves, s_ms, o_ms, o_sql, o_sel, reps))
+                    report.progress(
+                        '%5d hosts, %4d in-flight moves: stock %.2f ms, '
+                        'ours %.2f ms (%g SQL, %g SELECT), %d reps'
+                        % (hosts, moves, s_ms, o_ms, o_sql, o_sel, reps))
         finally:
             logging.disable(logging.NOTSET)
 
@@ -219,15 +212,12 @@ def table(results):
     head = ('hosts', 'in-flight', 'stock ms/req', 'ours ms/req',
             'stock SQL/req', 'ours SQL/req', 'ours SELECT/req',
             'stock pass', 'ours pass', 'reps')
-    rows = [head] + [(
+    rows = [(
         '%d' % h, '%d' % m, '%.2f' % s_ms, '%.2f' % o_ms, '%g' % s_sql,
         '%g' % o_sql, '%g' % o_sel, '%d' % s_p, '%d' % o_p, '%d' % r)
         for h, m, s_ms, o_ms, s_sql, o_sql, o_sel, s_p, o_p, r in results]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
-    lines = ['  '.join(cell.rjust(w) for cell, w in zip(row, widths))
-             for row in rows]
-    lines.insert(1, '  '.join('-' * w for w in widths))
-    return '\n'.join(lines) + '\n'
+    return '\n'.join(report.table(head, rows,
+                                  right=range(len(head)))) + '\n'
 
 
 def main():
@@ -237,7 +227,7 @@ def main():
     outcome = unittest.TestResult()
     _Benchmark('runTest').run(outcome)
     for _, trace in outcome.errors + outcome.failures:
-        STDERR.write(trace)
+        report.STDERR.write(trace)
     if not outcome.wasSuccessful() or not results:
         return 1
     text = ('Anti-affinity filter, one scheduling request (filter_all over '
@@ -246,12 +236,9 @@ def main():
             'any engine during the request (BEGIN included),\nSELECT the '
             'queries among them; "pass": hosts left by the filter.\n\n'
             % MEMBERS) + table(results)
-    STDOUT.write(text)
-    os.makedirs(os.path.dirname(OUT), exist_ok=True)
-    with open(OUT, 'w') as out:
-        out.write(text)
-    progress('total %.1f s; table written to %s'
-             % (time.perf_counter() - started, OUT))
+    report.publish(text, OUT)
+    report.progress('total %.1f s; table written to %s'
+                    % (time.perf_counter() - started, OUT))
     return 0
 
 

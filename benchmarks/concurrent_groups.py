@@ -30,7 +30,6 @@ progress lines go to stderr.
 import logging
 import os
 import statistics
-import sys
 import time
 
 import fixtures
@@ -38,6 +37,7 @@ from nova.virt import fake
 
 from nova_migration_guard.demo import runner
 from nova_migration_guard.embedded import cloud as cloud_mod
+from nova_migration_guard import report
 
 GROUPS = 8
 MEMBERS = 2
@@ -46,13 +46,6 @@ ROUNDS = 5
 DEST_CHECK_SECONDS = 0.5
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'out',
                    'concurrent_groups.txt')
-STDOUT = sys.stdout
-STDERR = sys.stderr
-
-
-def progress(text):
-    STDERR.write(text + '\n')
-    STDERR.flush()
 
 
 class SlowDestinationCheckDriver(fake.MediumFakeDriver):
@@ -99,7 +92,7 @@ def run_rounds(cloud, setup):
         for server in movers:
             cloud.wait_for_migration(server, timeout=120)
         seconds.append(time.monotonic() - start)
-        progress('    round %d: %.2f s' % (round_no + 1, seconds[-1]))
+        report.progress('    round %d: %.2f s' % (round_no + 1, seconds[-1]))
     return seconds
 
 
@@ -110,10 +103,10 @@ def main():
     logging.getLogger('nova.thread_pool_factory').setLevel(logging.WARNING)
     for i, (name, guards, in_flight_filter, setup) in enumerate(
             CONFIGURATIONS, 1):
-        progress('[%d/%d] %s: %d groups x %d members, %d rounds of %d '
-                 'concurrent live migrations ...' % (
-                     i, len(CONFIGURATIONS), name, GROUPS, MEMBERS, ROUNDS,
-                     GROUPS))
+        report.progress(
+            '[%d/%d] %s: %d groups x %d members, %d rounds of %d concurrent '
+            'live migrations ...' % (i, len(CONFIGURATIONS), name, GROUPS,
+                                     MEMBERS, ROUNDS, GROUPS))
         seconds = cloud_mod.run_in_cloud(
             lambda cloud, setup=setup: run_rounds(cloud, setup),
             NUMBER_OF_COMPUTES=COMPUTES,
@@ -131,18 +124,8 @@ def main():
     table = [(name, '%.2f' % statistics.median(s), '%.2f' % min(s),
               '%.2f' % max(s), '%.2fx' % (statistics.median(s) / stock))
              for name, s in rows]
-    widths = [max(len(h), *(len(r[i]) for r in table))
-              for i, h in enumerate(header)]
-    fmt = '  '.join(['%%-%ds' % widths[0]] +
-                    ['%%%ds' % w for w in widths[1:]])
-    lines.append(fmt % header)
-    lines.append(fmt % tuple('-' * w for w in widths))
-    lines.extend(fmt % row for row in table)
-    text = '\n'.join(lines) + '\n'
-    STDOUT.write(text)
-    os.makedirs(os.path.dirname(OUT), exist_ok=True)
-    with open(OUT, 'w') as f:
-        f.write(text)
+    lines += report.table(header, table, right=range(1, len(header)))
+    report.publish('\n'.join(lines) + '\n', OUT)
 
 
 if __name__ == '__main__':

@@ -7,6 +7,7 @@ import time
 from nova_migration_guard.conf import guard as guard_conf
 from nova_migration_guard.demo import scenarios as scenarios_mod
 from nova_migration_guard.embedded import cloud as cloud_mod
+from nova_migration_guard import report
 
 STOCK = 'stock'
 GUARDED = 'guarded'
@@ -89,10 +90,5 @@ def print_table(rows, out):
     headers = ('scenario', 'stock Nova', 'with nova-migration-guard')
     table = [(r['title'], r[STOCK]['summary'], r[GUARDED]['summary'])
              for r in rows]
-    widths = [max(len(h), *(len(t[i]) for t in table))
-              for i, h in enumerate(headers)]
-    line = '  '.join('%%-%ds' % w for w in widths)
-    print(line % headers, file=out)
-    print(line % tuple('-' * w for w in widths), file=out)
-    for entry in table:
-        print(line % entry, file=out)
+    for line in report.table(headers, table):
+        print(line, file=out)
