@@ -111,6 +111,19 @@ class RealLibvirtTestCase(base.BaseTestCase):
             dest.p2p_uri, {libvirt.VIR_MIGRATE_PARAM_URI: dest.migrate_uri},
             flags)
 
+    def assert_runs_only_on(self, name, host, other):
+        """The guest runs on ``host``, defined persistently there (a
+        migration's PERSIST_DEST), and ``other`` has no domain of that name
+        at all, not even a stopped definition (UNDEFINE_SOURCE)."""
+        domain = self.conn[host.name].lookupByName(name)
+        self.assertEqual(hosts.libvirt.VIR_DOMAIN_RUNNING,
+                         domain.state()[0])
+        self.assertTrue(domain.isPersistent())
+        error = self.assertRaises(hosts.libvirt.libvirtError,
+                                  self.conn[other.name].lookupByName, name)
+        self.assertEqual(hosts.libvirt.VIR_ERR_NO_DOMAIN,
+                         error.get_error_code())
+
     def assertInOrder(self, expected, observed):
         """expected is a subsequence of observed (other items may come
         between)."""

@@ -65,12 +65,6 @@ class NovaDriverTestCase(base.RealLibvirtTestCase):
         instance = self.nova.instance(domain.UUIDString(), name, memory_mib)
         return instance, console
 
-    def assert_runs_only_on(self, name, host, other):
-        domain = self.conn[host.name].lookupByName(name)
-        self.assertEqual(libvirt.VIR_DOMAIN_RUNNING, domain.state()[0])
-        self.assertRaises(libvirt.libvirtError,
-                          self.conn[other.name].lookupByName, name)
-
     def nova_events(self, host_name, uuid, since):
         """(transition name, libvirt detail) of the lifecycle events the
         host's driver emitted for the guest (what nova-compute gets)."""
