@@ -40,6 +40,7 @@ from oslo_utils import uuidutils
 
 import nova.conf
 from nova import objects
+import nova_migration_guard.conf  # noqa: F401  registers our options
 from nova.objects import fields
 from nova import thread_pool_factory
 from nova.virt.libvirt import driver as libvirt_driver
@@ -152,9 +153,12 @@ class NovaLibvirtHosts(fixtures.Fixture):
     drivers read them.
     """
 
-    def __init__(self, libvirt_hosts, **libvirt_options):
+    def __init__(self, libvirt_hosts, driver_class=None, guards=(),
+                 **libvirt_options):
         super().__init__()
         self.libvirt_hosts = libvirt_hosts
+        self.driver_class = driver_class or libvirt_driver.LibvirtDriver
+        self.guards = list(guards)
         self.libvirt_options = libvirt_options
 
     def _setUp(self):
@@ -162,6 +166,7 @@ class NovaLibvirtHosts(fixtures.Fixture):
         self.conf = self.useFixture(config_fixture.Config(CONF))
         self.conf.config(group='libvirt', virt_type='qemu',
                          **self.libvirt_options)
+        self.conf.config(group='migration_guard', guards=self.guards)
         self.useFixture(_SharedEventLoop())
         # Last: Nova's thread pools (the drivers' threads ran there); until
         # they are shut down, interpreter exit waits for their workers.
@@ -178,7 +183,7 @@ class NovaLibvirtHosts(fixtures.Fixture):
         # The driver reads connection_uri when it creates its Host.
         self.conf.config(group='libvirt',
                          connection_uri=libvirt_host.client_uri)
-        driver = libvirt_driver.LibvirtDriver(virtapi=None)
+        driver = self.driver_class(virtapi=None)
         # Connection up/down events enable/disable the compute service
         # record in the database: cloud side, recorded instead.
         self.connection_events = getattr(self, 'connection_events', [])

@@ -1,0 +1,81 @@
+"""The guarded libvirt driver on real QEMU: a migrate call that raises
+after the migration completed (Nova 34's G3: the driver re-raises, the
+compute manager then puts a guest that runs fine on the destination into
+ERROR).  Stubbed as in nova_driver.py; in addition Guest.migrate raises
+after the real migrateToURI3 returned, to produce that failure at will."""
+
+import fixtures
+from testtools.content import text_content
+from nova.virt.libvirt import guest as libvirt_guest
+
+from nova_migration_guard.virt.libvirt import driver as guarded
+from tests.real_libvirt import base
+from tests.real_libvirt.hosts import libvirt
+from tests.real_libvirt import nova_driver
+
+
+class _RaiseAfterCompletion(fixtures.Fixture):
+
+    def _setUp(self):
+        real = libvirt_guest.Guest.migrate
+
+        def migrate(guest, *args, **kwargs):
+            real(guest, *args, **kwargs)
+            raise libvirt.libvirtError('injected: the migrate call failed '
+                                       'after the migration completed')
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.virt.libvirt.guest.Guest.migrate', migrate))
+
+
+class _Base(base.RealLibvirtTestCase):
+    DRIVER = None
+    GUARDS = ()
+
+    def setUp(self):
+        super().setUp()
+        self.nova = self.useFixture(nova_driver.NovaLibvirtHosts(
+            self.hosts, driver_class=self.DRIVER, guards=self.GUARDS))
+        self.useFixture(_RaiseAfterCompletion())
+        domain, self.console = self.start_guest(
+            self.conn['A'], 'late', self.hosts.base_dir)
+        self.instance = self.nova.instance(domain.UUIDString(), 'late', 128)
+
+    def migrate(self):
+        return self.nova.live_migrate(self.hosts.a, self.hosts.b,
+                                      self.instance)
+
+    def assert_runs_on_b(self):
+        domain = self.conn['B'].lookupByName('late')
+        self.assertEqual(libvirt.VIR_DOMAIN_RUNNING, domain.state()[0])
+        self.assertRaises(libvirt.libvirtError,
+                          self.conn['A'].lookupByName, 'late')
+
+
+class GuardedRaiseAfterCompletionTest(_Base):
+    DRIVER = guarded.GuardedLibvirtDriver
+    GUARDS = ('migration_outcome',)
+
+    def test_finished_as_a_success(self):
+        post, recover, _, error = self.migrate()
+        # Nothing reaches the compute manager's error handling; the move
+        # is finished where the guest runs.
+        self.assertIsNone(error)
+        self.assertEqual(1, len(post.calls))
+        self.assertEqual([], recover.calls)
+        self.assert_runs_on_b()
+
+
+class StockRaiseAfterCompletionTest(_Base):
+    """What stock Nova's driver does with the same failure."""
+    DRIVER = None
+
+    def test_stock_raises_though_the_guest_runs_on_the_destination(self):
+        post, recover, _, error = self.migrate()
+        # The monitor saw the job complete and called post_method, then
+        # the operation thread's error surfaced, and the abort Nova tries
+        # next finds no domain on the source: InstanceNotFound reaches the
+        # compute manager, which sets ERROR.
+        self.assertEqual(1, len(post.calls))
+        self.assertIsNotNone(error)
+        self.addDetail('stock error', text_content(repr(error)))
+        self.assert_runs_on_b()
