@@ -35,6 +35,18 @@ class MigrationGuardHooks(object):
                 LOG.warning('nova-migration-guard: guard %s is not available '
                             'in this release and has no effect', name)
 
+    def init_host(self, manager, context, **kwargs):
+        """Compute start, before Nova initialises its instances."""
+        if _enabled('migration_outcome'):
+            from nova_migration_guard.migration_outcome import recovery
+            recovery.init_host(manager, context)
+
+    def instance_action(self, **kwargs):
+        """An API request to act on an instance (patch 0008)."""
+        if _enabled('migration_outcome'):
+            from nova_migration_guard.migration_outcome import start_guard
+            start_guard.instance_action(**kwargs)
+
     def move_claim(self, **kwargs):
         """Around a move's destination check and claim (compute)."""
         if _enabled('anti_affinity'):

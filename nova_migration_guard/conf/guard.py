@@ -12,8 +12,7 @@ GUARD_NAMES = (
 )
 # Guards accepted in the option but not shipped in this release: a service
 # that lists one warns that it has no effect (see hooks.service_starting).
-PLANNED_GUARDS = frozenset(
-    ('migration_outcome', 'host_identity', 'convergence'))
+PLANNED_GUARDS = frozenset(('host_identity', 'convergence'))
 
 migration_guard_group = cfg.OptGroup(
     'migration_guard',
@@ -37,8 +36,12 @@ Possible values:
 
 * ``anti_affinity``: count in-flight moves of server group members and check
   the destination under a distributed per-group lock.
-* ``migration_outcome``: decide from the hypervisor where a guest really runs
-  when a live migration fails late.
+* ``migration_outcome``: decide from libvirt on both hosts where a guest really
+  runs when a live migration fails late or its compute restarted mid-way;
+  finish or roll back the move, or hold the instance (locked, 409 on start)
+  when it cannot be told. Needs ``compute_driver =
+  migration_guard.GuardedLibvirtDriver`` on the computes and the guard on
+  nova-api too (the start guard).
 * ``host_identity``: refuse to start a compute service whose hypervisor is
   already owned by another host, or whose identity is held by another process.
 * ``convergence``: drive live migrations of busy guests to completion.

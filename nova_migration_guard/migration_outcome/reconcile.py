@@ -102,7 +102,13 @@ def decide(source, dest, job=None):
         if _job_succeeded(job):
             return Verdict(UNKNOWN, 'the job completed, yet the guest runs '
                            'on the source: ' + where)
-        if dest.state in (ABSENT, SHUTOFF):
+        if (dest.state in (ABSENT, SHUTOFF, UNREACHABLE) or
+                (dest.state, dest.reason) == (PAUSED, PAUSED_MIGRATION)):
+            # The source's vCPUs run, so the switch-over never happened:
+            # whatever the destination holds (nothing, or an incoming copy
+            # still paused) never ran, and it cannot resume without the
+            # source handing over; a destination that cannot be asked
+            # (often why the migration failed) changes nothing.
             return Verdict(ROLLED_BACK, 'running on the source: ' + where)
         return Verdict(UNKNOWN, 'running on the source, destination not '
                        'clean: ' + where)

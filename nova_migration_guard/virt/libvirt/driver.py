@@ -9,10 +9,14 @@ exactly as LibvirtDriver.  With it on:
 * lifecycle events are read by their libvirt detail
   (``migration_outcome.events``): a guest leaving by migration is not a
   power-off;
-* when ``live_migration()`` would raise, where the guest really runs is
-  decided from both hosts (``migration_outcome.reconcile``) and the
-  migration is finished as a success, rolled back, or left to Nova's error
-  handling when it cannot be told.
+* before Nova rolls a live migration back, and when the migrate call
+  raises, where the guest really runs is decided from both hosts
+  (``migration_outcome.reconcile``): the migration is finished as a
+  success, rolled back without ERROR, or, when it cannot be told or
+  post-copy failed, held (``migration_outcome.hold``) with nothing torn
+  down;
+* ``migration_verdict()`` answers the same question for the restart
+  recovery (``migration_outcome.recovery``).
 
 The decisions are pure functions; this module only gathers what libvirt
 reports and acts.
@@ -23,12 +27,8 @@ from nova.virt.libvirt import driver as libvirt_driver
 from oslo_log import log as logging
 
 from nova_migration_guard.migration_outcome import events
+from nova_migration_guard.migration_outcome import hold
 from nova_migration_guard.migration_outcome import reconcile
-
-try:
-    import libvirt
-except ImportError:  # LibvirtDriver itself refuses to load then
-    libvirt = None
 
 LOG = logging.getLogger(__name__)
 
@@ -40,16 +40,9 @@ def _guard_enabled():
     return GUARD in mg_conf.CONF.migration_guard.guards
 
 
-class _Once(object):
-    """A compute manager callback that records whether it ran."""
-
-    def __init__(self, func):
-        self.func = func
-        self.called = False
-
-    def __call__(self, *args, **kwargs):
-        self.called = True
-        return self.func(*args, **kwargs)
+def _libvirt():
+    # The module Nova's driver uses (its test fixtures replace it).
+    return libvirt_driver.libvirt
 
 
 class GuardedLibvirtDriver(libvirt_driver.LibvirtDriver):
@@ -74,70 +67,67 @@ class GuardedLibvirtDriver(libvirt_driver.LibvirtDriver):
             return super()._live_migration(
                 context, instance, dest, post_method, recover_method,
                 block_migration, migrate_data)
-        post, recover = _Once(post_method), _Once(recover_method)
-        try:
-            super()._live_migration(context, instance, dest, post, recover,
-                                    block_migration, migrate_data)
-        except Exception as error:
-            verdict = reconcile.decide(self._source_side(instance),
-                                       self._dest_side(instance, dest,
-                                                       migrate_data),
-                                       self._completed_job(instance))
-            LOG.warning('Live migration to %s raised %s; libvirt says: %s',
-                        dest, error, verdict.reason, instance=instance)
-            if verdict.outcome == reconcile.COMPLETED:
-                if not post.called:
-                    post(context, instance, dest, block_migration,
-                         migrate_data)
-                return
-            if verdict.outcome == reconcile.ROLLED_BACK:
-                if not recover.called:
-                    recover(context, instance, dest, migrate_data)
-                return
-            raise
-
-    # -- observations ------------------------------------------------
-
-    @staticmethod
-    def _side_of(domain_lookup):
-        try:
-            domain = domain_lookup()
-        except exception.InstanceNotFound:
-            return reconcile.Side(reconcile.ABSENT, None)
-        except Exception:
-            return reconcile.Side(reconcile.UNREACHABLE, None)
-        try:
-            state, reason = domain.state()
-        except Exception:
-            return reconcile.Side(reconcile.UNREACHABLE, None)
-        return reconcile.Side(state, reason)
-
-    def _source_side(self, instance):
-        return self._side_of(lambda: self._host._get_domain(instance))
-
-    def _dest_side(self, instance, dest, migrate_data):
         address = (migrate_data.target_connect_addr
                    if 'target_connect_addr' in migrate_data and
                    migrate_data.target_connect_addr else dest)
-        uri = self._live_migration_uri(address)
+        ending = _Ending(self, context, instance, dest, address,
+                         block_migration, migrate_data, post_method,
+                         recover_method)
+        try:
+            super()._live_migration(context, instance, dest, ending.post,
+                                    ending.recover, block_migration,
+                                    migrate_data)
+        except Exception as error:
+            ending.after_error(error)
+        else:
+            ending.after_return()
 
-        def lookup():
-            conn = libvirt.openReadOnly(uri)
+    # -- observations ------------------------------------------------
+
+    def migration_verdict(self, instance, source=None, dest=None):
+        """Where a live-migrated guest runs: reconcile.decide() over what
+        libvirt reports.  ``source``/``dest`` name the other host's
+        address; None means this host."""
+        return reconcile.decide(self._side(instance, source),
+                                self._side(instance, dest),
+                                self._completed_job(instance, source))
+
+    def _domain_call(self, instance, address, read):
+        """read(domain) on this host (address None) or, read-only, on the
+        libvirt at ``address``, as Nova's migration reaches it."""
+        if address is None:
+            return read(self._host._get_domain(instance))
+        conn = self._host._connect(self._live_migration_uri(address),
+                                   read_only=True)
+        try:
             try:
-                return _Snapshot(conn.lookupByUUIDString(instance.uuid))
-            except libvirt.libvirtError as exc:
-                if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                domain = conn.lookupByUUIDString(instance.uuid)
+            except _libvirt().libvirtError as exc:
+                if exc.get_error_code() == _libvirt().VIR_ERR_NO_DOMAIN:
                     raise exception.InstanceNotFound(
                         instance_id=instance.uuid)
                 raise
-            finally:
-                conn.close()
-        return self._side_of(lookup)
+            return read(domain)
+        finally:
+            conn.close()
 
-    def _completed_job(self, instance):
+    def _side(self, instance, address):
         try:
-            domain = self._host._get_domain(instance)
-            stats = domain.jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
+            state, reason = self._domain_call(
+                instance, address, lambda domain: domain.state())[:2]
+        except exception.InstanceNotFound:
+            return reconcile.Side(reconcile.ABSENT, None)
+        except Exception as exc:
+            LOG.warning('Cannot read the domain state on %s: %s',
+                        address or 'this host', exc, instance=instance)
+            return reconcile.Side(reconcile.UNREACHABLE, None)
+        return reconcile.Side(state, reason)
+
+    def _completed_job(self, instance, address):
+        try:
+            stats = self._domain_call(
+                instance, address, lambda domain: domain.jobStats(
+                    _libvirt().VIR_DOMAIN_JOB_STATS_COMPLETED))
         except Exception:
             return None
         if not stats or 'type' not in stats:
@@ -145,11 +135,107 @@ class GuardedLibvirtDriver(libvirt_driver.LibvirtDriver):
         return reconcile.Job(stats['type'], stats.get('success'))
 
 
-class _Snapshot(object):
-    """A remote domain's state read before its connection closes."""
+class _Ending(object):
+    """How one live migration ends, when Nova's monitor or migrate call
+    ends it abnormally.
 
-    def __init__(self, domain):
-        self._state = domain.state()
+    Nova's monitor calls post (the job completed) or recover (failed or
+    cancelled).  Before a rollback tears down the destination, the
+    verdict is asked: a guest that runs on the destination is finished
+    there, and one whose location cannot be told is held.  If the migrate
+    call raises afterwards, Nova 34 re-raises it (G3) and the compute
+    manager would put the instance in ERROR: the guest that was finished
+    or rolled back is left as it is instead.
+    """
 
-    def state(self):
-        return self._state
+    def __init__(self, driver, context, instance, dest, address,
+                 block_migration, migrate_data, post_method,
+                 recover_method):
+        self.driver = driver
+        self.context = context
+        self.instance = instance
+        self.dest = dest
+        self.address = address
+        self.block_migration = block_migration
+        self.migrate_data = migrate_data
+        self.post_method = post_method
+        self.recover_method = recover_method
+        # Set once a callback was entered / returned; a callback that
+        # raised is Nova's own failure and keeps Nova's handling.
+        self.entered = None
+        self.done = None
+        self.held = None
+
+    def verdict(self):
+        return self.driver.migration_verdict(self.instance,
+                                             dest=self.address)
+
+    def post(self, *args, **kwargs):
+        self._run('post', self.post_method, args, kwargs)
+
+    def recover(self, context, instance, dest, migrate_data, **kwargs):
+        verdict = self.verdict()
+        LOG.info('Live migration to %s ended abnormally (%s); libvirt '
+                 'says: %s', self.dest, kwargs.get('migration_status',
+                                                   'failed'),
+                 verdict.reason, instance=instance)
+        if verdict.outcome == reconcile.ROLLED_BACK:
+            self._run('recover', self.recover_method,
+                      (context, instance, dest, migrate_data), kwargs)
+        elif verdict.outcome == reconcile.COMPLETED:
+            self._finish()
+        else:
+            self._hold(verdict)
+
+    def after_error(self, error):
+        if self.held:
+            raise hold.MigrationOutcomeUnknown(reason=self.held) from error
+        if self.entered and not self.done:
+            raise error
+        if self.done:
+            LOG.warning('Live migration to %s raised %s after it was %s; '
+                        'keeping that outcome', self.dest, error,
+                        'finished' if self.done == 'post' else
+                        'rolled back', instance=self.instance)
+            return
+        verdict = self.verdict()
+        LOG.warning('Live migration to %s raised %s; libvirt says: %s',
+                    self.dest, error, verdict.reason,
+                    instance=self.instance)
+        if verdict.outcome == reconcile.COMPLETED:
+            self._finish()
+        elif verdict.outcome == reconcile.ROLLED_BACK:
+            self._run('recover', self.recover_method,
+                      (self.context, self.instance, self.dest,
+                       self.migrate_data), {})
+        else:
+            self._hold(verdict)
+            raise hold.MigrationOutcomeUnknown(reason=self.held) from error
+
+    def after_return(self):
+        if self.held:
+            raise hold.MigrationOutcomeUnknown(reason=self.held)
+
+    def _finish(self):
+        self._run('post', self.post_method,
+                  (self.context, self.instance, self.dest,
+                   self.block_migration, self.migrate_data), {})
+
+    def _run(self, name, method, args, kwargs):
+        if self.entered:
+            LOG.warning('Not calling %s: %s was already called', name,
+                        self.entered, instance=self.instance)
+            return
+        self.entered = name
+        method(*args, **kwargs)
+        self.done = name
+
+    def _hold(self, verdict):
+        if verdict.outcome == reconcile.POSTCOPY_FAILED:
+            reason = ('post-copy live migration to %s failed, the guest\'s '
+                      'memory is split between the hosts and neither copy '
+                      'will be started: %s' % (self.dest, verdict.reason))
+        else:
+            reason = ('the outcome of the live migration to %s cannot be '
+                      'told: %s' % (self.dest, verdict.reason))
+        self.held = hold.hold(self.context, self.instance, reason)

@@ -60,9 +60,17 @@ class DecideTest(testscenarios.WithScenarios, testtools.TestCase):
             source=ABSENT, dest=ABSENT, job=None, outcome=r.UNKNOWN)),
         ('completed job but guest on the source', dict(
             source=RUNNING, dest=ABSENT, job=DONE, outcome=r.UNKNOWN)),
-        ('source running, destination paused copy', dict(
+        ('source running, incoming copy still paused', dict(
             source=RUNNING, dest=PAUSED_MIGRATION, job=FAILED,
-            outcome=r.UNKNOWN)),
+            outcome=r.ROLLED_BACK)),
+        ('source running, destination unreachable', dict(
+            source=RUNNING, dest=UNREACHABLE, job=FAILED,
+            outcome=r.ROLLED_BACK)),
+        ('source running, destination paused in post-copy', dict(
+            source=RUNNING, dest=r.Side(r.PAUSED, r.PAUSED_POSTCOPY),
+            job=FAILED, outcome=r.UNKNOWN)),
+        ('source running, destination running a booted guest', dict(
+            source=RUNNING, dest=RUNNING, job=None, outcome=r.UNKNOWN)),
         ('source compute died after the switch-over (G4)', dict(
             source=UNREACHABLE, dest=RUNNING_MIGRATED, job=None,
             outcome=r.COMPLETED)),

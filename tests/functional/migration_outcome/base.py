@@ -1,0 +1,277 @@
+"""Live migrations that end late or abnormally, on Nova's in-process cloud
+with Nova's fake libvirt (nova.tests.fixtures.libvirt).
+
+What is stubbed, and why: the hypervisor.  The fake libvirt cannot migrate
+a guest, so ``Domain.migrateToURI3`` is replaced by ``LibvirtMigration``,
+which changes both hosts' fake domains as real libvirt does at each step
+(the states and reasons are those recorded from real QEMU migrations in
+tests/traces/libvirt and the real-libvirt notes), and fails at the step a
+scenario names.  The fake also lacks ``virDomain.state()``, which is added,
+and read-only connections to another host's libvirt (how the guarded
+driver asks the other end) are routed to that host's fake connection.
+Everything else is Nova's real code: API, conductor, scheduler, placement,
+two nova-compute services, the libvirt driver and its migration monitor.
+The same failures run on real QEMU in tests/real_libvirt.
+"""
+
+import threading
+import time
+
+import fixtures
+from nova.tests.fixtures import libvirt as fakelibvirt
+from nova.tests.functional.libvirt import base as libvirt_base
+from nova import context as nova_context
+
+import nova_migration_guard.conf  # noqa: F401 (registers the options)
+from nova_migration_guard import coordination
+from nova_migration_guard.migration_outcome import reconcile
+
+GUARDED_DRIVER = 'migration_guard.GuardedLibvirtDriver'
+
+
+def _state(domain, flags=0):
+    return [domain._state, getattr(domain, 'nmg_reason', 0)]
+
+
+def set_state(domain, state, reason):
+    domain._state = state
+    domain.nmg_reason = reason
+
+
+class _ReadOnlyView(object):
+    """Another host's fake connection as a read-only remote client sees it
+    (closing the client does not close the host's connection)."""
+
+    def __init__(self, conn):
+        self._conn = conn
+
+    def lookupByUUIDString(self, uuid):
+        return self._conn.lookupByUUIDString(uuid)
+
+    def close(self):
+        pass
+
+
+class LibvirtMigration(fixtures.Fixture):
+    """migrateToURI3 of the source's fake domain, failing at ``step``.
+
+    Steps, in libvirt's order for a pre-copy migration:
+
+    ``refused``        the call fails before a job starts (no destination
+                       domain; the source keeps running);
+    ``job-failed``     the job fails while copying (the incoming domain is
+                       removed, the source keeps running);
+    ``wait-abort``     the job runs until aborted (Nova's completion
+                       timeout), then fails as cancelled;
+    ``postcopy-failed`` the job switched to post-copy and the connection
+                       broke: both domains paused, post-copy failed;
+    ``completed-then-raise`` the switch-over happened (the guest runs on the
+                       destination, the source domain is gone), then the
+                       call raises anyway;
+    ``both-running``   the call fails, and the destination has a running
+                       domain as well (what no one can decide);
+    ``hang``           the job runs until the test calls switch_over().
+    """
+
+    def __init__(self, test, step):
+        self.test = test
+        self.step = step
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.aborted = threading.Event()
+        self.calls = 0
+
+    def _setUp(self):
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.tests.fixtures.libvirt.Domain.migrateToURI3',
+            self._migrate))
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.tests.fixtures.libvirt.Domain.abortJob', self._abort))
+        # Leave no migrate call blocked behind the test.
+        self.addCleanup(self.release.set)
+
+    # The test's view of both hosts.
+
+    def conn(self, host):
+        return self.test.computes[host].driver._host.get_connection()
+
+    def domain(self, host, uuid):
+        try:
+            return self.conn(host).lookupByUUIDString(uuid)
+        except fakelibvirt.libvirtError:
+            return None
+
+    # libvirt's steps.
+
+    def _incoming(self, params, state, reason):
+        dom = self.conn(self.test.dest).createXML(params['destination_xml'],
+                                                  0)
+        set_state(dom, state, reason)
+        return dom
+
+    def switch_over(self):
+        """The guest now runs on the destination; the source's persistent
+        domain is undefined (VIR_MIGRATE_UNDEFINE_SOURCE)."""
+        source_dom = self.source_dom
+        dest_dom = self.conn(self.test.dest).lookupByUUIDString(
+            source_dom.UUIDString())
+        set_state(dest_dom, fakelibvirt.VIR_DOMAIN_RUNNING,
+                  reconcile.RUNNING_MIGRATED)
+        source_dom.complete_job()
+        source_dom.destroy()
+        source_dom.undefine()
+
+    def _fail(self, message):
+        raise fakelibvirt.make_libvirtError(
+            fakelibvirt.libvirtError, message,
+            error_code=fakelibvirt.VIR_ERR_OPERATION_FAILED,
+            error_domain=fakelibvirt.VIR_FROM_QEMU)
+
+    def _migrate(self, dom, dconnuri, params, flags):
+        self.calls += 1
+        self.source_dom = dom
+        step = self.step
+        if step == 'refused':
+            self._fail('unable to connect to server: Connection refused')
+        incoming = self._incoming(params, fakelibvirt.VIR_DOMAIN_PAUSED,
+                                  reconcile.PAUSED_MIGRATION)
+        dom._job_type = fakelibvirt.VIR_DOMAIN_JOB_UNBOUNDED
+        self.entered.set()
+        if step == 'job-failed':
+            incoming.destroy()
+            dom.fail_job()
+            self._fail('operation failed: migration out job: unexpectedly '
+                       'failed')
+        if step == 'wait-abort':
+            self.aborted.wait(60)
+            incoming.destroy()
+            dom._job_type = fakelibvirt.VIR_DOMAIN_JOB_CANCELLED
+            self._fail('operation aborted: migration out job: canceled by '
+                       'client')
+        if step == 'postcopy-failed':
+            set_state(incoming, fakelibvirt.VIR_DOMAIN_PAUSED,
+                      reconcile.PAUSED_POSTCOPY_FAILED)
+            set_state(dom, fakelibvirt.VIR_DOMAIN_PAUSED,
+                      reconcile.PAUSED_POSTCOPY_FAILED)
+            dom.fail_job()
+            self._fail('operation failed: migration out job: post-copy '
+                       'phase failed')
+        if step == 'completed-then-raise':
+            self.switch_over()
+            self._fail('internal error: the migrate call failed after the '
+                       'migration completed')
+        if step == 'both-running':
+            set_state(incoming, fakelibvirt.VIR_DOMAIN_RUNNING,
+                      reconcile.RUNNING_MIGRATED)
+            dom.fail_job()
+            self._fail('operation failed: migration out job: unexpectedly '
+                       'failed')
+        if step == 'hang':
+            self.release.wait(120)
+            return
+        raise AssertionError('unknown step %s' % step)
+
+    def _abort(self, dom, flags=0):
+        self.aborted.set()
+
+
+class LateFailureTestCase(libvirt_base.ServersTestBase):
+    """Two libvirt computes, ``src`` and ``dest``, and one server on src.
+
+    ``GUARDED`` selects the guarded driver with the migration_outcome guard
+    on every service; otherwise stock Nova's LibvirtDriver runs, plugin
+    disabled, and the test records what stock Nova does.
+    """
+
+    GUARDED = True
+    ADMIN_API = True
+    microversion = 'latest'
+    CAST_AS_CALL = False
+    src, dest = 'src', 'dest'
+
+    def setUp(self):
+        super().setUp()
+        locks = self.useFixture(fixtures.TempDir()).path
+        self.flags(backend_url='file://' + locks,
+                   group='migration_guard_coordination')
+        coordination.reset()
+        self.addCleanup(coordination.reset)
+        self.flags(guards=['migration_outcome'] if self.GUARDED else [],
+                   group='migration_guard')
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.tests.fixtures.libvirt.Domain.state', _state))
+        real_open = fakelibvirt.openAuth
+
+        def open_auth(uri, auth, flags=0):
+            for host, compute in self.computes.items():
+                if '//%s/' % host in uri:
+                    return _ReadOnlyView(
+                        compute.driver._host.get_connection())
+            return real_open(uri, auth, flags)
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.tests.fixtures.libvirt.openAuth', open_auth))
+        self.ctxt = nova_context.get_admin_context()
+        self.start_compute(self.src)
+        self.server = self._create_server(networks='none')
+        self.start_compute(self.dest)
+
+    def _setup_compute_service(self):
+        self.flags(compute_driver=(GUARDED_DRIVER if self.GUARDED else
+                                   'libvirt.LibvirtDriver'))
+
+    # ----------------------------------------------------------- actions
+
+    def fail_at(self, step):
+        return self.useFixture(LibvirtMigration(self, step))
+
+    def start_live_migration(self):
+        self.api.post_server_action(
+            self.server['id'],
+            {'os-migrateLive': {'host': self.dest,
+                                'block_migration': 'auto'}})
+
+    def wait_for_end(self, statuses=('completed', 'failed', 'error',
+                                     'cancelled')):
+        migration = self._wait_for_migration_status(self.server,
+                                                    list(statuses))
+        server = self._wait_for_server_parameter(
+            self.server, {'OS-EXT-STS:task_state': None}, max_retries=50)
+        return server, migration
+
+    # ---------------------------------------------------- observations
+
+    def guest_states(self):
+        """{host: (state, reason)} of the server's domain on each host
+        that has one."""
+        seen = {}
+        for host in (self.src, self.dest):
+            try:
+                dom = self.computes[host].driver._host.get_connection(
+                ).lookupByUUIDString(self.server['id'])
+            except fakelibvirt.libvirtError:
+                continue
+            seen[host] = tuple(_state(dom))
+        return seen
+
+    def wait_for_guests_on(self, hosts, timeout=20):
+        """The hosts holding a domain, once they are ``hosts`` (Nova's
+        rollback on the destination is an asynchronous cast) or after
+        ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while (sorted(self.guest_states()) != sorted(hosts) and
+               time.monotonic() < deadline):
+            time.sleep(0.2)
+        return sorted(self.guest_states())
+
+    def running_on(self):
+        return sorted(host for host, (state, _) in self.guest_states().items()
+                      if state == fakelibvirt.VIR_DOMAIN_RUNNING)
+
+    def outcome(self, server, migration):
+        """What a user and an operator see, in one line (for the record)."""
+        return ('host=%s status=%s task=%s power=%s migration=%s locked=%s '
+                'guest=%s' % (
+                    server['OS-EXT-SRV-ATTR:host'], server['status'],
+                    server['OS-EXT-STS:task_state'],
+                    server['OS-EXT-STS:power_state'], migration['status'],
+                    server.get('locked'), self.guest_states()))

@@ -1,0 +1,161 @@
+"""A live migration that fails late, at each step libvirt can fail, with
+the guarded driver and with stock Nova 34 (see base.py for what is
+stubbed).  Every test asserts where the guest runs, and that the
+instance's host, status and the migration status agree with it.
+
+Stock Nova 34 (recorded by the Stock* twins): the driver re-raises the
+migrate call's error (G3), so every one of these ends in ERROR, even the
+migration that completed; after a post-copy failure, or with a copy
+running on both hosts, its rollback destroys the destination's copy.
+"""
+
+from nova.tests.functional.api import client
+from testtools.content import text_content
+
+from tests.functional.migration_outcome import base
+
+RUNNING = base.fakelibvirt.VIR_DOMAIN_RUNNING
+PAUSED = base.fakelibvirt.VIR_DOMAIN_PAUSED
+
+
+class _Scenarios(object):
+
+    def migrate_failing_at(self, step):
+        libvirt = self.fail_at(step)
+        self.start_live_migration()
+        server, migration = self.wait_for_end()
+        self.assertEqual(1, libvirt.calls)
+        self.addDetail('outcome', text_content(
+            self.outcome(server, migration)))
+        return server, migration
+
+    def assert_active_on(self, server, host):
+        self.assertEqual(host, server['OS-EXT-SRV-ATTR:host'])
+        self.assertEqual('ACTIVE', server['status'])
+        self.assertIsNone(server['OS-EXT-STS:task_state'])
+        self.assertEqual(1, server['OS-EXT-STS:power_state'])
+        self.assertEqual([host], self.running_on())
+        self.assertEqual([host], list(self.guest_states()))
+
+    def assert_held(self, server, migration, reason, guests):
+        # ERROR, and the fault recorded right after it.
+        server = self._wait_for_state_change(self.server, 'ERROR')
+        self.assertEqual('error', migration['status'])
+        self.assertTrue(server['locked'])
+        self.assertIn('nova-migration-guard', server['locked_reason'])
+        self.assertIn(reason, server['fault']['message'])
+        # Nothing was torn down on either host.
+        self.assertEqual(guests, self.guest_states())
+        # Nobody, not even an admin, can start a second copy.
+        for action in ({'reboot': {'type': 'HARD'}},
+                       {'rebuild': {'imageRef': server['image']['id']}}):
+            error = self.assertRaises(
+                client.OpenStackApiException, self.admin_api.post_server_action,
+                self.server['id'], action)
+            self.assertEqual(409, error.response.status_code)
+            self.assertIn('location is uncertain', error.response.text)
+            self.assertIn(reason, error.response.text)
+        self.assertEqual(guests, self.guest_states())
+
+
+class GuardedLateFailureTest(_Scenarios, base.LateFailureTestCase):
+
+    def test_refused_before_the_job_started(self):
+        server, migration = self.migrate_failing_at('refused')
+        self.assert_active_on(server, self.src)
+        self.assertEqual('failed', migration['status'])
+
+    def test_job_failed(self):
+        server, migration = self.migrate_failing_at('job-failed')
+        self.assert_active_on(server, self.src)
+        self.assertEqual('failed', migration['status'])
+
+    def test_cancelled_by_the_completion_timeout(self):
+        self.flags(live_migration_completion_timeout=1,
+                   live_migration_timeout_action='abort', group='libvirt')
+        server, migration = self.migrate_failing_at('wait-abort')
+        self.assert_active_on(server, self.src)
+        self.assertEqual('cancelled', migration['status'])
+
+    def test_raised_after_the_migration_completed(self):
+        server, migration = self.migrate_failing_at('completed-then-raise')
+        self.assert_active_on(server, self.dest)
+        self.assertEqual('completed', migration['status'])
+
+    def test_postcopy_failed(self):
+        server, migration = self.migrate_failing_at('postcopy-failed')
+        paused = (PAUSED, base.reconcile.PAUSED_POSTCOPY_FAILED)
+        self.assert_held(server, migration, 'post-copy',
+                         {self.src: paused, self.dest: paused})
+
+    def test_running_on_both_hosts(self):
+        server, migration = self.migrate_failing_at('both-running')
+        self.assert_held(server, migration, 'running on both hosts', {
+            self.src: (RUNNING, 0),
+            self.dest: (RUNNING, base.reconcile.RUNNING_MIGRATED)})
+        # An operator who has checked both hosts releases the hold.
+        self.admin_api.post_server_action(self.server['id'],
+                                          {'unlock': None})
+        self.admin_api.post_server_action(self.server['id'],
+                                          {'reboot': {'type': 'HARD'}})
+
+
+class StockLateFailureTest(_Scenarios, base.LateFailureTestCase):
+    """What stock Nova 34 does with the same failures (plugin disabled)."""
+    GUARDED = False
+
+    def assert_stock_error(self, server, migration, host):
+        # No fault: Nova runs the migration outside the method that would
+        # record one.
+        server = self._wait_for_state_change(self.server, 'ERROR',
+                                             wait_for_fault_key=False)
+        self.assertEqual(host, server['OS-EXT-SRV-ATTR:host'])
+        self.assertEqual('error', migration['status'])
+        self.assertFalse(server['locked'])
+
+    def test_refused_before_the_job_started(self):
+        server, migration = self.migrate_failing_at('refused')
+        self.assert_stock_error(server, migration, self.src)
+        self.assertEqual([self.src], self.running_on())
+
+    def test_job_failed(self):
+        server, migration = self.migrate_failing_at('job-failed')
+        self.assert_stock_error(server, migration, self.src)
+        self.assertEqual([self.src], self.running_on())
+
+    def test_cancelled_by_the_completion_timeout(self):
+        self.flags(live_migration_completion_timeout=1,
+                   live_migration_timeout_action='abort', group='libvirt')
+        server, migration = self.migrate_failing_at('wait-abort')
+        self.assert_stock_error(server, migration, self.src)
+        self.assertEqual([self.src], self.running_on())
+
+    def test_raised_after_the_migration_completed(self):
+        server, migration = self.migrate_failing_at('completed-then-raise')
+        # A guest that runs fine on the destination, in ERROR.
+        self.assert_stock_error(server, migration, self.dest)
+        self.assertEqual([self.dest], self.running_on())
+
+    def assert_second_copy_can_start(self):
+        """Nothing stops a hard reboot, which starts the source's copy."""
+        self.admin_api.post_server_action(self.server['id'],
+                                          {'reboot': {'type': 'HARD'}})
+        self._wait_for_server_parameter(
+            self.server, {'OS-EXT-STS:task_state': None}, max_retries=50)
+
+    def test_postcopy_failed(self):
+        server, migration = self.migrate_failing_at('postcopy-failed')
+        self.assert_stock_error(server, migration, self.src)
+        # Both halves of the guest are kept (shared storage: no cleanup on
+        # the destination), and the source's half can be started again.
+        self.assertEqual([self.dest, self.src],
+                         self.wait_for_guests_on([self.dest, self.src]))
+        self.assert_second_copy_can_start()
+        self.assertIn(self.src, self.running_on())
+
+    def test_running_on_both_hosts(self):
+        server, migration = self.migrate_failing_at('both-running')
+        self.assert_stock_error(server, migration, self.src)
+        self.assert_second_copy_can_start()
+        # Two running copies of one guest.
+        self.assertEqual([self.dest, self.src], self.running_on())
