@@ -23,6 +23,8 @@ libvirt on both hosts about every running live migration it is an end of:
 from nova.compute import task_states
 from nova.compute import vm_states
 from nova import objects
+from nova import servicegroup
+from nova import thread_pool_factory
 from oslo_log import log as logging
 
 from nova_migration_guard.migration_outcome import hold
@@ -87,18 +89,31 @@ def _recover(manager, context, migration):
 def _source_compute_up(manager, context, migration):
     service = objects.Service.get_by_compute_host(
         context, migration.source_compute)
-    return manager.servicegroup_api.service_is_up(service)
+    return servicegroup.API().service_is_up(service)
 
 
 def _complete(manager, context, instance, migration, at_source):
     if at_source:
+        _finish(manager, context, instance, migration)
+    else:
+        # The destination's own post-migration step needs its resource
+        # tracker, which is set up after init_host: ask for it through
+        # this service's RPC topic, which is served once it is.
+        thread_pool_factory.spawn(_finish, manager, context, instance,
+                                  migration)
+
+
+def _finish(manager, context, instance, migration):
+    try:
         manager.compute_rpcapi.post_live_migration_at_destination(
             context, instance, False, migration.dest_compute)
-    else:
-        manager.post_live_migration_at_destination(context, instance, False)
-    migration.status = 'completed'
-    migration.save()
-    manager._delete_allocation_after_move(context, instance, migration)
+        migration.status = 'completed'
+        migration.save()
+        manager._delete_allocation_after_move(context, instance, migration)
+    except Exception:
+        LOG.exception('Could not complete live migration %s interrupted by '
+                      'a restart', migration.uuid, instance=instance)
+        return
     LOG.warning('Completed live migration %s interrupted by a restart: the '
                 'instance is on %s', migration.uuid, migration.dest_compute,
                 instance=instance)

@@ -109,9 +109,11 @@ class LibvirtMigration(fixtures.Fixture):
         set_state(dom, state, reason)
         return dom
 
-    def switch_over(self):
-        """The guest now runs on the destination; the source's persistent
-        domain is undefined (VIR_MIGRATE_UNDEFINE_SOURCE)."""
+    def switch_over(self, undefine_source=True):
+        """The guest now runs on the destination.  The source's persistent
+        domain is undefined (VIR_MIGRATE_UNDEFINE_SOURCE, Nova's default),
+        or, where that last step did not happen, left shut off with reason
+        MIGRATED."""
         source_dom = self.source_dom
         dest_dom = self.conn(self.test.dest).lookupByUUIDString(
             source_dom.UUIDString())
@@ -119,7 +121,11 @@ class LibvirtMigration(fixtures.Fixture):
                   reconcile.RUNNING_MIGRATED)
         source_dom.complete_job()
         source_dom.destroy()
-        source_dom.undefine()
+        if undefine_source:
+            source_dom.undefine()
+        else:
+            set_state(source_dom, fakelibvirt.VIR_DOMAIN_SHUTOFF,
+                      reconcile.SHUTOFF_MIGRATED)
 
     def _fail(self, message):
         raise fakelibvirt.make_libvirtError(

@@ -1,0 +1,135 @@
+"""A nova-compute that dies while libvirt finishes a live migration
+(G4), then restarts (see base.py for what is stubbed).
+
+The source's nova-compute "dies" mid-migration: its migration monitor is
+replaced by one that never sees the end (as if the process were gone),
+while the fake libvirt completes the switch-over, as the real libvirtd
+does without nova-compute.  Then a compute service restarts, through
+Nova's own restart of the test harness (a new ComputeManager on the same
+hypervisor).
+
+Stock Nova 34 (the Stock* twins): the source's restart resets the task
+state and keeps ``host`` on the source; finding the source's domain shut
+off it soon stops the instance, and a user's start runs a second copy
+while the first still runs on the destination.  A destination restart
+leaves the instance MIGRATING on the source for good.
+"""
+
+import threading
+
+from nova import context as nova_context
+from nova import objects
+from testtools.content import text_content
+
+from tests.functional.migration_outcome import base
+
+
+class _RestartScenarios(object):
+
+    def setUp(self):
+        super().setUp()
+        self.libvirt = self.fail_at('hang')
+        died = threading.Event()
+        self.addCleanup(died.set)
+        driver = self.computes[self.src].driver
+        # The source nova-compute dies: its monitor never sees the end.
+        driver._live_migration_monitor = lambda *a, **k: died.wait(120)
+        self.start_live_migration()
+        self.assertTrue(self.libvirt.entered.wait(30))
+        self._wait_for_migration_status(self.server, ['running'])
+        self.died = died
+
+    def source_dies_after_switch_over(self, undefine_source):
+        self.libvirt.switch_over(undefine_source=undefine_source)
+        self.died.set()
+        self.libvirt.release.set()
+
+    def sync_power_states(self, host):
+        """Nova's _sync_power_states periodic task on ``host``, run in the
+        test's thread: each instance of the host, queried and synced."""
+        manager = self.computes[host].manager
+        ctxt = nova_context.get_admin_context()
+        for instance in objects.InstanceList.get_by_host(ctxt, host):
+            manager._query_driver_power_state_and_sync(ctxt, instance)
+
+    def server_and_migration(self, statuses=('running', 'completed',
+                                             'error', 'failed')):
+        migration = self._wait_for_migration_status(self.server,
+                                                    list(statuses))
+        server = self.api.get_server(self.server['id'])
+        self.addDetail('outcome', text_content(
+            self.outcome(server, migration)))
+        return server, migration
+
+    def force_down(self, host):
+        service = self.admin_api.get_services(
+            binary='nova-compute', host=host)[0]
+        self.admin_api.put_service_force_down(service['id'], True)
+
+
+class GuardedRestartTest(_RestartScenarios, base.LateFailureTestCase):
+
+    def test_source_restart(self):
+        self.source_dies_after_switch_over(undefine_source=False)
+        self.restart_compute_service(self.src)
+        self.sync_power_states(self.src)
+        server, migration = self.server_and_migration()
+        self.assertEqual('completed', migration['status'])
+        self.assertEqual(self.dest, server['OS-EXT-SRV-ATTR:host'])
+        self.assertEqual('ACTIVE', server['status'])
+        self.assertIsNone(server['OS-EXT-STS:task_state'])
+        self.assertEqual(1, server['OS-EXT-STS:power_state'])
+        self.assertEqual([self.dest], self.running_on())
+
+    def test_destination_restart_with_the_source_down(self):
+        self.source_dies_after_switch_over(undefine_source=True)
+        self.computes[self.src].stop()
+        self.force_down(self.src)
+        self.restart_compute_service(self.dest)
+        server, migration = self.server_and_migration(['completed'])
+        self.assertEqual(self.dest, server['OS-EXT-SRV-ATTR:host'])
+        self.assertEqual('ACTIVE', server['status'])
+        self.assertIsNone(server['OS-EXT-STS:task_state'])
+        self.assertEqual([self.dest], self.running_on())
+
+    def test_destination_restart_with_the_source_up(self):
+        # The source's compute is up: its own monitor (or restart) ends
+        # the migration, so the destination does not step in.
+        self.source_dies_after_switch_over(undefine_source=True)
+        self.restart_compute_service(self.dest)
+        server, migration = self.server_and_migration()
+        self.assertEqual('running', migration['status'])
+        self.assertEqual('migrating', server['OS-EXT-STS:task_state'])
+
+
+class StockRestartTest(_RestartScenarios, base.LateFailureTestCase):
+    GUARDED = False
+
+    def test_source_restart(self):
+        self.source_dies_after_switch_over(undefine_source=False)
+        self.restart_compute_service(self.src)
+        self.sync_power_states(self.src)
+        server = self._wait_for_state_change(self.server, 'SHUTOFF')
+        migration = self._wait_for_migration_status(self.server, ['error'])
+        self.addDetail('outcome', text_content(
+            self.outcome(server, migration)))
+        # Nova believes the guest is off, on the source; it runs on the
+        # destination.
+        self.assertEqual(self.src, server['OS-EXT-SRV-ATTR:host'])
+        self.assertEqual([self.dest], self.running_on())
+        # The user starts it: a second copy.
+        self.api.post_server_action(self.server['id'], {'os-start': None})
+        self._wait_for_state_change(self.server, 'ACTIVE')
+        self.assertEqual([self.dest, self.src], self.running_on())
+
+    def test_destination_restart_with_the_source_down(self):
+        self.source_dies_after_switch_over(undefine_source=True)
+        self.computes[self.src].stop()
+        self.force_down(self.src)
+        self.restart_compute_service(self.dest)
+        server, migration = self.server_and_migration()
+        # Stuck: MIGRATING on the source, which is down, for good.
+        self.assertEqual('running', migration['status'])
+        self.assertEqual(self.src, server['OS-EXT-SRV-ATTR:host'])
+        self.assertEqual('migrating', server['OS-EXT-STS:task_state'])
+        self.assertEqual([self.dest], self.running_on())
