@@ -2,7 +2,8 @@
 
 A nova-compute that dies while it monitors a live migration leaves the
 instance MIGRATING with ``host`` on the source, while libvirt carries on
-and may finish the migration.  Stock Nova 34 then resets the task state
+and may finish the migration (on the source's restart a job that still
+runs is aborted first, as Nova does, and its end awaited).  Stock Nova 34 then resets the task state
 on the source's restart and, finding no domain there, soon believes the
 guest is stopped, while it runs on the destination (G4); a user who
 starts it runs a second copy on shared volumes.
@@ -69,10 +70,15 @@ def _recover(manager, context, migration):
     if not at_source and _source_compute_up(manager, context, migration):
         # The source's monitor (or its own restart) ends this migration.
         return
-    verdict = manager.driver.migration_verdict(
-        instance,
-        source=None if at_source else migration.source_compute,
-        dest=migration.dest_compute if at_source else None)
+    if at_source and not manager.driver.end_migration_job(instance):
+        verdict = reconcile.Verdict(
+            reconcile.UNKNOWN, 'its libvirt job still runs and could not be '
+            'aborted')
+    else:
+        verdict = manager.driver.migration_verdict(
+            instance,
+            source=None if at_source else migration.source_compute,
+            dest=migration.dest_compute if at_source else None)
     LOG.warning('Found live migration %s (%s -> %s) under way at start; '
                 'libvirt says: %s', migration.uuid,
                 migration.source_compute, migration.dest_compute,

@@ -22,6 +22,8 @@ The decisions are pure functions; this module only gathers what libvirt
 reports and acts.
 """
 
+import time
+
 from nova import exception
 from nova.virt.libvirt import driver as libvirt_driver
 from oslo_log import log as logging
@@ -81,6 +83,36 @@ class GuardedLibvirtDriver(libvirt_driver.LibvirtDriver):
             ending.after_error(error)
         else:
             ending.after_return()
+
+    def end_migration_job(self, instance, timeout=30):
+        """Abort a live migration job libvirt still runs on this host for
+        ``instance`` (the nova-compute that monitored it is gone) and wait
+        up to ``timeout`` seconds for libvirt to end it.  True once no job
+        runs: the domains then say how it ended."""
+        try:
+            guest = self._host.get_guest(instance)
+        except exception.InstanceNotFound:
+            return True
+        active = (_libvirt().VIR_DOMAIN_JOB_BOUNDED,
+                  _libvirt().VIR_DOMAIN_JOB_UNBOUNDED)
+        deadline = time.monotonic() + timeout
+        aborted = False
+        while guest.get_job_info().type in active:
+            if not aborted:
+                LOG.warning('A live migration job still runs for the '
+                            'instance, unmonitored: aborting it',
+                            instance=instance)
+                try:
+                    guest._domain.abortJob()
+                except _libvirt().libvirtError as exc:
+                    # Too late to abort (post-copy): let it end by itself.
+                    LOG.warning('Cannot abort it: %s', exc,
+                                instance=instance)
+                aborted = True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.5)
+        return True
 
     # -- observations ------------------------------------------------
 

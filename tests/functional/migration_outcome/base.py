@@ -70,7 +70,8 @@ class LibvirtMigration(fixtures.Fixture):
                        call raises anyway;
     ``both-running``   the call fails, and the destination has a running
                        domain as well (what no one can decide);
-    ``hang``           the job runs until the test calls switch_over().
+    ``hang``           the job runs until the test calls switch_over()
+                       and releases it, or until aborted.
     """
 
     def __init__(self, test, step):
@@ -173,7 +174,13 @@ class LibvirtMigration(fixtures.Fixture):
             self._fail('operation failed: migration out job: unexpectedly '
                        'failed')
         if step == 'hang':
-            self.release.wait(120)
+            while not (self.release.wait(0.1) or self.aborted.is_set()):
+                pass
+            if self.aborted.is_set():
+                incoming.destroy()
+                dom._job_type = fakelibvirt.VIR_DOMAIN_JOB_CANCELLED
+                self._fail('operation aborted: migration out job: canceled '
+                           'by client')
             return
         raise AssertionError('unknown step %s' % step)
 

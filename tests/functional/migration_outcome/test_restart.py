@@ -24,6 +24,11 @@ from testtools.content import text_content
 from tests.functional.migration_outcome import base
 
 
+class _ComputeDied(BaseException):
+    """Ends the dead compute's migration thread without running any of
+    Nova's handlers (nothing runs in a dead process)."""
+
+
 class _RestartScenarios(object):
 
     def setUp(self):
@@ -33,7 +38,11 @@ class _RestartScenarios(object):
         self.addCleanup(died.set)
         driver = self.computes[self.src].driver
         # The source nova-compute dies: its monitor never sees the end.
-        driver._live_migration_monitor = lambda *a, **k: died.wait(120)
+
+        def dead_monitor(*args, **kwargs):
+            died.wait(120)
+            raise _ComputeDied()
+        driver._live_migration_monitor = dead_monitor
         self.start_live_migration()
         self.assertTrue(self.libvirt.entered.wait(30))
         self._wait_for_migration_status(self.server, ['running'])
@@ -43,6 +52,13 @@ class _RestartScenarios(object):
         self.libvirt.switch_over(undefine_source=undefine_source)
         self.died.set()
         self.libvirt.release.set()
+
+    def source_dies_mid_copy(self):
+        self.died.set()
+
+    def assert_allocations_only_on(self, host):
+        allocations = self._get_allocations_by_server_uuid(self.server['id'])
+        self.assertEqual([self.compute_rp_uuids[host]], list(allocations))
 
     def sync_power_states(self, host):
         """Nova's _sync_power_states periodic task on ``host``, run in the
@@ -81,12 +97,26 @@ class GuardedRestartTest(_RestartScenarios, base.LateFailureTestCase):
         self.assertEqual(1, server['OS-EXT-STS:power_state'])
         self.assertEqual([self.dest], self.running_on())
 
+    def test_source_restart_while_the_job_runs(self):
+        self.source_dies_mid_copy()
+        self.restart_compute_service(self.src)
+        server, migration = self.server_and_migration()
+        # The job was aborted and the move rolled back, resources too.
+        self.assertTrue(self.libvirt.aborted.is_set())
+        self.assertEqual('failed', migration['status'])
+        self.assertEqual(self.src, server['OS-EXT-SRV-ATTR:host'])
+        self.assertEqual('ACTIVE', server['status'])
+        self.assertIsNone(server['OS-EXT-STS:task_state'])
+        self.assertEqual([self.src], self.running_on())
+        self.assert_allocations_only_on(self.src)
+
     def test_destination_restart_with_the_source_down(self):
         self.source_dies_after_switch_over(undefine_source=True)
         self.computes[self.src].stop()
         self.force_down(self.src)
         self.restart_compute_service(self.dest)
         server, migration = self.server_and_migration(['completed'])
+        self.assert_allocations_only_on(self.dest)
         self.assertEqual(self.dest, server['OS-EXT-SRV-ATTR:host'])
         self.assertEqual('ACTIVE', server['status'])
         self.assertIsNone(server['OS-EXT-STS:task_state'])
@@ -121,6 +151,22 @@ class StockRestartTest(_RestartScenarios, base.LateFailureTestCase):
         self.api.post_server_action(self.server['id'], {'os-start': None})
         self._wait_for_state_change(self.server, 'ACTIVE')
         self.assertEqual([self.dest, self.src], self.running_on())
+
+    def test_source_restart_while_the_job_runs(self):
+        self.source_dies_mid_copy()
+        self.restart_compute_service(self.src)
+        server, migration = self.server_and_migration()
+        # Nova aborts the job and resets the task state; the migration is
+        # 'error' and the instance keeps its allocation on the
+        # destination, where it does not run.
+        self.assertTrue(self.libvirt.aborted.is_set())
+        self.assertEqual('error', migration['status'])
+        self.assertEqual(self.src, server['OS-EXT-SRV-ATTR:host'])
+        self.assertEqual('ACTIVE', server['status'])
+        self.assertEqual([self.src], self.running_on())
+        allocations = self._get_allocations_by_server_uuid(self.server['id'])
+        self.assertEqual([self.compute_rp_uuids[self.dest]],
+                         list(allocations))
 
     def test_destination_restart_with_the_source_down(self):
         self.source_dies_after_switch_over(undefine_source=True)
