@@ -4,6 +4,9 @@ compute manager then puts a guest that runs fine on the destination into
 ERROR).  Stubbed as in nova_driver.py; in addition Guest.migrate raises
 after the real migrateToURI3 returned, to produce that failure at will."""
 
+import threading
+import time
+
 import fixtures
 from testtools.content import text_content
 from nova.virt.libvirt import guest as libvirt_guest
@@ -12,6 +15,7 @@ from nova_migration_guard.virt.libvirt import driver as guarded
 from tests.real_libvirt import base
 from tests.real_libvirt.hosts import libvirt
 from tests.real_libvirt import nova_driver
+from tests.real_libvirt import test_nova_driver
 
 
 class _RaiseAfterCompletion(fixtures.Fixture):
@@ -79,3 +83,51 @@ class StockRaiseAfterCompletionTest(_Base):
         self.assertIsNotNone(error)
         self.addDetail('stock error', text_content(repr(error)))
         self.assert_runs_on_b()
+
+
+class GuardedAbortedMigrationTest(test_nova_driver.NovaDriverTestCase):
+    """The guarded twin of test_nova_driver.DirtyingGuestTest: a guest that
+    does not converge, its migration aborted (Nova's completion timeout or
+    the operator).  Stock Nova's driver rolls back and then re-raises the
+    migrate call's error, so the compute manager puts the instance, running
+    fine on its source, in ERROR (G3; asserted there).  The guarded driver
+    rolls back once and lets nothing reach that error handling."""
+
+    LIBVIRT_OPTIONS = {
+        'live_migration_bandwidth': test_nova_driver.BANDWIDTH_MIB_S}
+
+    def setUp(self):
+        base.RealLibvirtTestCase.setUp(self)
+        self.nova = self.useFixture(nova_driver.NovaLibvirtHosts(
+            self.hosts, driver_class=guarded.GuardedLibvirtDriver,
+            guards=('migration_outcome',), **self.LIBVIRT_OPTIONS))
+
+    def test_rolled_back_once_without_error(self):
+        instance, console = self.boot(
+            'dirty', memory_mib=256, dirty_mb=test_nova_driver.DIRTY_MB,
+            dirty_spin=test_nova_driver.DIRTY_SPIN)
+        since = time.monotonic()
+        result = {}
+        migrating = threading.Thread(target=lambda: result.update(zip(
+            ('post', 'recover', 'data', 'error'), self.nova.live_migrate(
+                self.hosts.a, self.hosts.b, instance))), daemon=True)
+        migrating.start()
+        deadline = time.monotonic() + 120
+        # Copying, past the first pass: the destination holds an incoming
+        # (paused) copy.
+        while max([s['memory_iteration'] for s in
+                   self.nova.stats.of('dirty', since=since)] or [0]) < 2:
+            self.assertTrue(migrating.is_alive(), 'migration ended early')
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.5)
+        self.nova.drivers['A'].live_migration_abort(instance)
+        migrating.join(60)
+        self.assertFalse(migrating.is_alive())
+        self.assertIsNone(result['error'])
+        self.assertEqual([], result['post'].calls)
+        self.assertEqual(1, len(result['recover'].calls))
+        self.assertEqual('cancelled',
+                         result['recover'].calls[0][1]['migration_status'])
+        self.assertNotIn('locked_reason', instance.system_metadata)
+        self.assert_runs_only_on('dirty', self.hosts.a, self.hosts.b)
+        self.wait_for_heartbeat_after(console, self.last_heartbeat(console))
