@@ -2,14 +2,15 @@
 
 A nova-compute that dies while it monitors a live migration leaves the
 instance MIGRATING with ``host`` on the source, while libvirt carries on
-and may finish the migration (on the source's restart a job that still
-runs is aborted first, as Nova does, and its end awaited).  Stock Nova 34 then resets the task state
+and may finish the migration.  Stock Nova 34 then resets the task state
 on the source's restart and, finding no domain there, soon believes the
 guest is stopped, while it runs on the destination (G4); a user who
 starts it runs a second copy on shared volumes.
 
 At start, before Nova initialises its instances, the guarded compute asks
-libvirt on both hosts about every running live migration it is an end of:
+libvirt on both hosts about every running live migration it is an end of
+(on the source, a job that still runs is first aborted, as Nova does, and
+its end awaited):
 
 * the guest runs on the destination: the move is completed (the
   destination's post-migration step, the migration 'completed', the

@@ -4,7 +4,6 @@ compute manager then puts a guest that runs fine on the destination into
 ERROR).  Stubbed as in nova_driver.py; in addition Guest.migrate raises
 after the real migrateToURI3 returned, to produce that failure at will."""
 
-import threading
 import time
 
 import fixtures
@@ -107,19 +106,10 @@ class GuardedAbortedMigrationTest(test_nova_driver.NovaDriverTestCase):
             'dirty', memory_mib=256, dirty_mb=test_nova_driver.DIRTY_MB,
             dirty_spin=test_nova_driver.DIRTY_SPIN)
         since = time.monotonic()
-        result = {}
-        migrating = threading.Thread(target=lambda: result.update(zip(
-            ('post', 'recover', 'data', 'error'), self.nova.live_migrate(
-                self.hosts.a, self.hosts.b, instance))), daemon=True)
-        migrating.start()
-        deadline = time.monotonic() + 120
+        migrating, result = self.migrate_in_background(instance)
         # Copying, past the first pass: the destination holds an incoming
         # (paused) copy.
-        while max([s['memory_iteration'] for s in
-                   self.nova.stats.of('dirty', since=since)] or [0]) < 2:
-            self.assertTrue(migrating.is_alive(), 'migration ended early')
-            self.assertLess(time.monotonic(), deadline)
-            time.sleep(0.5)
+        self.wait_for_passes('dirty', since, 2, migrating, 120)
         self.nova.drivers['A'].live_migration_abort(instance)
         migrating.join(60)
         self.assertFalse(migrating.is_alive())

@@ -65,6 +65,31 @@ class NovaDriverTestCase(base.RealLibvirtTestCase):
         instance = self.nova.instance(domain.UUIDString(), name, memory_mib)
         return instance, console
 
+    def migrate_in_background(self, instance):
+        """Live-migrate ``instance`` from A to B in a thread; returns the
+        thread and the dict it fills with post, recover, data and error
+        (as NovaLibvirtHosts.live_migrate returns them)."""
+        result = {}
+        migrating = threading.Thread(target=lambda: result.update(zip(
+            ('post', 'recover', 'data', 'error'), self.nova.live_migrate(
+                self.hosts.a, self.hosts.b, instance))), daemon=True)
+        migrating.start()
+        return migrating, result
+
+    def wait_for_passes(self, name, since, passes, migrating, timeout):
+        """Wait until the migration of ``name`` started its ``passes``th
+        memory pass (job-stats memory_iteration) while still running."""
+        def iterations():
+            samples = self.nova.stats.of(name, since=since)
+            return max([s['memory_iteration'] for s in samples] or [0])
+
+        deadline = time.monotonic() + timeout
+        while iterations() < passes:
+            self.assertTrue(migrating.is_alive(), 'migration ended early')
+            self.assertLess(time.monotonic(), deadline, 'only %d passes in '
+                            '%d s' % (iterations(), timeout))
+            time.sleep(0.5)
+
     def nova_events(self, host_name, uuid, since):
         """(transition name, libvirt detail) of the lifecycle events the
         host's driver emitted for the guest (what nova-compute gets)."""
@@ -135,22 +160,8 @@ class DirtyingGuestTest(NovaDriverTestCase):
                                       dirty_mb=DIRTY_MB,
                                       dirty_spin=DIRTY_SPIN)
         since = time.monotonic()
-        result = {}
-        migrating = threading.Thread(target=lambda: result.update(zip(
-            ('post', 'recover', 'data', 'error'), self.nova.live_migrate(
-                self.hosts.a, self.hosts.b, instance))), daemon=True)
-        migrating.start()
-
-        def iterations():
-            samples = self.nova.stats.of('dirty', since=since)
-            return max([s['memory_iteration'] for s in samples] or [0])
-
-        deadline = time.monotonic() + 180
-        while iterations() < PASSES:
-            self.assertTrue(migrating.is_alive(), 'migration ended early')
-            self.assertLess(time.monotonic(), deadline,
-                            'only %d passes in 180 s' % iterations())
-            time.sleep(0.5)
+        migrating, result = self.migrate_in_background(instance)
+        self.wait_for_passes('dirty', since, PASSES, migrating, 180)
         # Not converging: at the start of every pass after the first
         # (right after QEMU synced the dirty pages: the most a pass has
         # left to copy), what is left stays far above what the bandwidth

@@ -211,13 +211,7 @@ class _Ending(object):
                  'says: %s', self.dest, kwargs.get('migration_status',
                                                    'failed'),
                  verdict.reason, instance=instance)
-        if verdict.outcome == reconcile.ROLLED_BACK:
-            self._run('recover', self.recover_method,
-                      (context, instance, dest, migrate_data), kwargs)
-        elif verdict.outcome == reconcile.COMPLETED:
-            self._finish()
-        else:
-            self._hold(verdict)
+        self._act(verdict, (context, instance, dest, migrate_data), kwargs)
 
     def after_error(self, error):
         if self.held:
@@ -234,24 +228,25 @@ class _Ending(object):
         LOG.warning('Live migration to %s raised %s; libvirt says: %s',
                     self.dest, error, verdict.reason,
                     instance=self.instance)
-        if verdict.outcome == reconcile.COMPLETED:
-            self._finish()
-        elif verdict.outcome == reconcile.ROLLED_BACK:
-            self._run('recover', self.recover_method,
+        self._act(verdict, (self.context, self.instance, self.dest,
+                            self.migrate_data), {})
+        if self.held:
+            raise hold.MigrationOutcomeUnknown(reason=self.held) from error
+
+    def _act(self, verdict, recover_args, recover_kwargs):
+        if verdict.outcome == reconcile.ROLLED_BACK:
+            self._run('recover', self.recover_method, recover_args,
+                      recover_kwargs)
+        elif verdict.outcome == reconcile.COMPLETED:
+            self._run('post', self.post_method,
                       (self.context, self.instance, self.dest,
-                       self.migrate_data), {})
+                       self.block_migration, self.migrate_data), {})
         else:
             self._hold(verdict)
-            raise hold.MigrationOutcomeUnknown(reason=self.held) from error
 
     def after_return(self):
         if self.held:
             raise hold.MigrationOutcomeUnknown(reason=self.held)
-
-    def _finish(self):
-        self._run('post', self.post_method,
-                  (self.context, self.instance, self.dest,
-                   self.block_migration, self.migrate_data), {})
 
     def _run(self, name, method, args, kwargs):
         if self.entered:

@@ -134,6 +134,12 @@ class LibvirtMigration(fixtures.Fixture):
             error_code=fakelibvirt.VIR_ERR_OPERATION_FAILED,
             error_domain=fakelibvirt.VIR_FROM_QEMU)
 
+    def _cancelled(self, dom, incoming):
+        incoming.destroy()
+        dom._job_type = fakelibvirt.VIR_DOMAIN_JOB_CANCELLED
+        self._fail('operation aborted: migration out job: canceled by '
+                   'client')
+
     def _migrate(self, dom, dconnuri, params, flags):
         self.calls += 1
         self.source_dom = dom
@@ -151,10 +157,7 @@ class LibvirtMigration(fixtures.Fixture):
                        'failed')
         if step == 'wait-abort':
             self.aborted.wait(60)
-            incoming.destroy()
-            dom._job_type = fakelibvirt.VIR_DOMAIN_JOB_CANCELLED
-            self._fail('operation aborted: migration out job: canceled by '
-                       'client')
+            self._cancelled(dom, incoming)
         if step == 'postcopy-failed':
             set_state(incoming, fakelibvirt.VIR_DOMAIN_PAUSED,
                       reconcile.PAUSED_POSTCOPY_FAILED)
@@ -177,10 +180,7 @@ class LibvirtMigration(fixtures.Fixture):
             while not (self.release.wait(0.1) or self.aborted.is_set()):
                 pass
             if self.aborted.is_set():
-                incoming.destroy()
-                dom._job_type = fakelibvirt.VIR_DOMAIN_JOB_CANCELLED
-                self._fail('operation aborted: migration out job: canceled '
-                           'by client')
+                self._cancelled(dom, incoming)
             return
         raise AssertionError('unknown step %s' % step)
 

@@ -50,8 +50,8 @@ class _Scenarios(object):
         for action in ({'reboot': {'type': 'HARD'}},
                        {'rebuild': {'imageRef': server['image']['id']}}):
             error = self.assertRaises(
-                client.OpenStackApiException, self.admin_api.post_server_action,
-                self.server['id'], action)
+                client.OpenStackApiException,
+                self.admin_api.post_server_action, self.server['id'], action)
             self.assertEqual(409, error.response.status_code)
             self.assertIn('location is uncertain', error.response.text)
             self.assertIn(reason, error.response.text)
