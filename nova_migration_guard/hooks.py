@@ -37,6 +37,11 @@ class MigrationGuardHooks(object):
 
     def init_host(self, manager, context, **kwargs):
         """Compute start, before Nova initialises its instances."""
+        if _enabled('host_identity'):
+            # First: a compute that is not who it claims to be touches
+            # nothing.
+            from nova_migration_guard.host_identity import startup
+            startup.check_identity(manager, context)
         if _enabled('migration_outcome'):
             from nova_migration_guard.migration_outcome import recovery
             recovery.init_host(manager, context)

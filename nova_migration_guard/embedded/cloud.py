@@ -83,6 +83,28 @@ class SharedTopicConsumers(fixtures.Fixture):
             'oslo_messaging._drivers.impl_fake.time', RandomPause))
 
 
+class GuardsFixture(fixtures.Fixture):
+    """``[migration_guard] guards`` for one cloud, with its own file://
+    lock backend; the process's coordinator (and its backend connection)
+    is reset around it, so that it does not outlive the cloud's services
+    into the next one."""
+
+    def __init__(self, guards):
+        super().__init__()
+        self.guards = list(guards)
+
+    def _setUp(self):
+        locks = self.useFixture(fixtures.TempDir()).path
+        for name, value, group in (
+                ('guards', self.guards, 'migration_guard'),
+                ('backend_url', 'file://' + locks,
+                 'migration_guard_coordination')):
+            CONF.set_override(name, value, group=group)
+            self.addCleanup(CONF.clear_override, name, group=group)
+        coordination.reset()
+        self.addCleanup(coordination.reset)
+
+
 class EmbeddedCloudTestCase(test.TestCase,
                             integrated_helpers.InstanceHelperMixin):
     """A whole Nova cloud in one process; subclass it and write tests."""
@@ -195,14 +217,7 @@ class EmbeddedCloudTestCase(test.TestCase,
                 list(CONF.filter_scheduler.weight_classes) +
                 list(self.EXTRA_WEIGHERS)), group='filter_scheduler')
 
-        self.flags(guards=list(self.GUARDS), group='migration_guard')
-        locks = self.useFixture(fixtures.TempDir()).path
-        self.flags(backend_url='file://' + locks,
-                   group='migration_guard_coordination')
-        # One cloud, one set of services: the process's coordinator (and its
-        # backend connection) must not outlive them into the next test.
-        coordination.reset()
-        self.addCleanup(coordination.reset)
+        self.useFixture(GuardsFixture(self.GUARDS))
 
     # ------------------------------------------------------------ services
 

@@ -19,14 +19,11 @@ import time
 
 import fixtures
 from nova.tests.fixtures import libvirt as fakelibvirt
-from nova.tests.functional.libvirt import base as libvirt_base
 from nova import context as nova_context
 
 import nova_migration_guard.conf  # noqa: F401 (registers the options)
-from nova_migration_guard import coordination
 from nova_migration_guard.migration_outcome import reconcile
-
-GUARDED_DRIVER = 'migration_guard.GuardedLibvirtDriver'
+from tests.functional import libvirt_cloud
 
 
 def _state(domain, flags=0):
@@ -188,29 +185,15 @@ class LibvirtMigration(fixtures.Fixture):
         self.aborted.set()
 
 
-class LateFailureTestCase(libvirt_base.ServersTestBase):
-    """Two libvirt computes, ``src`` and ``dest``, and one server on src.
+class LateFailureTestCase(libvirt_cloud.LibvirtCloudTestCase):
+    """Two libvirt computes, ``src`` and ``dest``, and one server on src;
+    the migration_outcome guard when ``GUARDED``."""
 
-    ``GUARDED`` selects the guarded driver with the migration_outcome guard
-    on every service; otherwise stock Nova's LibvirtDriver runs, plugin
-    disabled, and the test records what stock Nova does.
-    """
-
-    GUARDED = True
-    ADMIN_API = True
-    microversion = 'latest'
-    CAST_AS_CALL = False
+    GUARDS = ('migration_outcome',)
     src, dest = 'src', 'dest'
 
     def setUp(self):
         super().setUp()
-        locks = self.useFixture(fixtures.TempDir()).path
-        self.flags(backend_url='file://' + locks,
-                   group='migration_guard_coordination')
-        coordination.reset()
-        self.addCleanup(coordination.reset)
-        self.flags(guards=['migration_outcome'] if self.GUARDED else [],
-                   group='migration_guard')
         self.useFixture(fixtures.MonkeyPatch(
             'nova.tests.fixtures.libvirt.Domain.state', _state))
         real_open = fakelibvirt.openAuth
@@ -227,10 +210,6 @@ class LateFailureTestCase(libvirt_base.ServersTestBase):
         self.start_compute(self.src)
         self.server = self._create_server(networks='none')
         self.start_compute(self.dest)
-
-    def _setup_compute_service(self):
-        self.flags(compute_driver=(GUARDED_DRIVER if self.GUARDED else
-                                   'libvirt.LibvirtDriver'))
 
     # ----------------------------------------------------------- actions
 

@@ -1,0 +1,36 @@
+"""Nova's in-process cloud with libvirt computes on Nova's fake libvirt
+(nova.tests.functional.libvirt.base), for the guards that live in the
+libvirt driver or in nova-compute's start.
+
+What is stubbed: the hypervisor (Nova's fake libvirt; each test module says
+what more).  Everything else is Nova's real code: API, conductor,
+scheduler, placement and the nova-compute services with the libvirt
+driver.
+"""
+
+from nova.tests.functional.libvirt import base as libvirt_base
+
+from nova_migration_guard.embedded import cloud
+
+GUARDED_DRIVER = 'migration_guard.GuardedLibvirtDriver'
+
+
+class LibvirtCloudTestCase(libvirt_base.ServersTestBase):
+    """``GUARDED`` runs the guarded driver with ``GUARDS`` on every
+    service; otherwise stock Nova's LibvirtDriver runs with the plugin
+    disabled, and the test records what stock Nova does."""
+
+    GUARDS = ()
+    GUARDED = True
+    ADMIN_API = True
+    microversion = 'latest'
+    CAST_AS_CALL = False
+
+    def setUp(self):
+        super().setUp()
+        self.useFixture(cloud.GuardsFixture(self.GUARDS if self.GUARDED
+                                            else ()))
+
+    def _setup_compute_service(self):
+        self.flags(compute_driver=(GUARDED_DRIVER if self.GUARDED else
+                                   'libvirt.LibvirtDriver'))
