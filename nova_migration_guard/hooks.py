@@ -46,6 +46,12 @@ class MigrationGuardHooks(object):
             from nova_migration_guard.migration_outcome import recovery
             recovery.init_host(manager, context)
 
+    def destroying_evacuated_instances(self, **kwargs):
+        """Compute start, before Nova destroys evacuated guests (0009)."""
+        if _enabled('host_identity'):
+            from nova_migration_guard.host_identity import destroy_brake
+            destroy_brake.check(**kwargs)
+
     def instance_action(self, **kwargs):
         """An API request to act on an instance (patch 0008)."""
         if _enabled('migration_outcome'):

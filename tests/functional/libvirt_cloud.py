@@ -8,10 +8,14 @@ scheduler, placement and the nova-compute services with the libvirt
 driver.
 """
 
+import fixtures
+from nova import conf as nova_conf
 from nova.tests.functional.libvirt import base as libvirt_base
+from oslo_utils.fixture import uuidsentinel as uuids
 
 from nova_migration_guard.embedded import cloud
 
+CONF = nova_conf.CONF
 GUARDED_DRIVER = 'migration_guard.GuardedLibvirtDriver'
 
 
@@ -30,6 +34,13 @@ class LibvirtCloudTestCase(libvirt_base.ServersTestBase):
         super().setUp()
         self.useFixture(cloud.GuardsFixture(self.GUARDS if self.GUARDED
                                             else ()))
+        if not self.STUB_COMPUTE_ID:
+            # Nova's real node-identity checks: each compute is its own
+            # machine with its own compute_id file, holding the node uuid
+            # Nova's start_compute() gives that host.
+            self.useFixture(fixtures.MonkeyPatch(
+                'nova.virt.node.read_local_node_uuid',
+                lambda: str(getattr(uuids, 'node_%s' % CONF.host))))
 
     def _setup_compute_service(self):
         self.flags(compute_driver=(GUARDED_DRIVER if self.GUARDED else

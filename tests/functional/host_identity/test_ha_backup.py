@@ -18,17 +18,11 @@ backup refuses to start, naming both hosts, the node and the fix; no
 guest is destroyed or put in ERROR.
 """
 
-import fixtures
-from nova import conf as nova_conf
 from nova import exception
 from testtools.content import text_content
 from nova.tests.fixtures import libvirt as fakelibvirt
 
-from oslo_utils.fixture import uuidsentinel as uuids
-
 from tests.functional import libvirt_cloud
-
-CONF = nova_conf.CONF
 
 
 class _HABackup(libvirt_cloud.LibvirtCloudTestCase):
@@ -51,11 +45,6 @@ class _HABackup(libvirt_cloud.LibvirtCloudTestCase):
 
     def setUp(self):
         super().setUp()
-        # Each node of the HA pair is its own machine with its own
-        # compute_id file (Nova's helper gives each host its node uuid).
-        self.useFixture(fixtures.MonkeyPatch(
-            'nova.virt.node.read_local_node_uuid',
-            lambda: str(getattr(uuids, 'node_%s' % CONF.host))))
         self.start_compute(self.primary)
         self.hypervisor = self.computes[self.primary].driver._host.\
             get_connection()
