@@ -10,10 +10,11 @@ from oslo_config import cfg
 from nova_migration_guard.conf import anti_affinity
 from nova_migration_guard.conf import coordination
 from nova_migration_guard.conf import guard
+from nova_migration_guard.conf import host_identity
 
 CONF = cfg.CONF
 
-_MODULES = (guard, coordination, anti_affinity)
+_MODULES = (guard, coordination, anti_affinity, host_identity)
 
 
 def register_opts(conf):

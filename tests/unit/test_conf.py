@@ -70,7 +70,8 @@ class ValidateTestCase(testtools.TestCase):
     def test_list_opts_covers_every_group(self):
         groups = {group.name for group, _ in conf.list_opts()}
         self.assertEqual({'migration_guard', 'migration_guard_coordination',
-                          'migration_guard_anti_affinity'}, groups)
+                          'migration_guard_anti_affinity',
+                          'migration_guard_host_identity'}, groups)
         for _, opts in conf.list_opts():
             for opt in opts:
                 self.assertTrue(opt.help.strip(), opt.name)
