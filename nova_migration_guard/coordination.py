@@ -29,6 +29,7 @@ import re
 import socket
 import sys
 import threading
+import weakref
 import time
 import urllib.parse
 
@@ -352,6 +353,8 @@ class Coordinator:
         self.member_id = member_id or _default_member_id(conf)
         self._mutex = threading.Lock()
         self._session = None
+        # Released by stop(): a lease must not outlive its service.
+        self._leases = weakref.WeakSet()
 
     @property
     def backend_url(self):
@@ -397,9 +400,12 @@ class Coordinator:
             self._release(session, tooz_lock, full_name, wait)
 
     def stop(self):
-        """Stop the tooz coordinator (at service stop; tests).  Locks held
-        at that moment are released by the backend when their TTL ends.
-        A later lock() starts a new coordinator."""
+        """Release this coordinator's leases and stop the tooz coordinator
+        (at service stop; tests).  Locks held at that moment are released
+        by the backend when their TTL ends.  A later lock() starts a new
+        coordinator."""
+        for lease in list(self._leases):
+            lease.release()
         with self._mutex:
             session = self._session
             if session is not None:
@@ -410,8 +416,10 @@ class Coordinator:
     def lease(self, name, on_lost=None):
         """A :class:`Lease` on ``name`` (e.g. ``compute.<host>``), not yet
         acquired.  ``on_lost(reason)`` is called once if it is lost."""
-        return Lease(self._conf, name, on_lost, '%s:lease-%d' % (
+        lease = Lease(self._conf, name, on_lost, '%s:lease-%d' % (
             self.member_id, next(_LEASE_IDS)))
+        self._leases.add(lease)
+        return lease
 
     # The steps of lock().
 

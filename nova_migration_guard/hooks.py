@@ -34,6 +34,9 @@ class MigrationGuardHooks(object):
             if name in guard_conf.PLANNED_GUARDS:
                 LOG.warning('nova-migration-guard: guard %s is not available '
                             'in this release and has no effect', name)
+        if 'host_identity' in guards and service.binary == 'nova-compute':
+            from nova_migration_guard.host_identity import single_writer
+            single_writer.take(service)
 
     def init_host(self, manager, context, **kwargs):
         """Compute start, before Nova initialises its instances."""
