@@ -43,7 +43,9 @@ Possible values:
   migration_guard.GuardedLibvirtDriver`` on the computes and the guard on
   nova-api too (the start guard).
 * ``host_identity``: refuse to start a compute service whose hypervisor is
-  already owned by another host, or whose identity is held by another process.
+  already another host's compute node, or whose identity another process
+  holds (a lease in the coordination backend); brake Nova's start-up cleanup
+  of evacuated guests when it looks wrong.
 * ``convergence``: drive live migrations of busy guests to completion.
 
 Enable a guard on every service of the cloud at once (scheduler, conductor and

@@ -10,6 +10,7 @@ fell while the other was live: 0 guarded, many under stock Nova 34, which
 runs both managers at once.
 """
 
+import logging
 import threading
 import time
 
@@ -18,6 +19,7 @@ from nova.compute import manager as compute_manager
 from testtools.content import text_content
 
 from nova_migration_guard.host_identity import single_writer
+from tests.fixtures import servers
 from tests.functional import base
 
 
@@ -114,3 +116,33 @@ class StockSameIdentityTest(_SameIdentity):
         self.addDetail('overlapping runs', text_content(
             '%d of %d periodic runs' % (len(overlapping), len(self.runs))))
         self.assertGreater(len(overlapping), 2)
+
+
+class LeaseLostTest(_SameIdentity):
+    """The lease on a real redis (TTL 3 s); redis goes away for longer
+    than the TTL, so the compute can no longer prove it is the only
+    host1: it stops taking work (its periodic tasks end) and says so."""
+
+    def setUp(self):
+        super().setUp()
+        self.redis = self.useFixture(servers.RedisServer())
+        self.flags(backend_url=self.redis.url + '?lock_timeout=3',
+                   group='migration_guard_coordination')
+        self.logs = self.useFixture(fixtures.FakeLogger(
+            name='nova_migration_guard.host_identity', level=logging.INFO))
+
+    def test_compute_stops_when_its_lease_is_lost(self):
+        compute = self.start_host1()
+        self.wait_for_runs(compute, 2)
+        self.redis.stop()
+        deadline = time.monotonic() + 60
+        while 'lost its identity lease' not in self.logs.output:
+            self.assertLess(time.monotonic(), deadline, self.logs.output)
+            time.sleep(0.2)
+        # Stopped: no periodic run starts any more.
+        time.sleep(3)
+        runs = len(self.runs_of(compute))
+        time.sleep(3)
+        self.assertEqual(runs, len(self.runs_of(compute)))
+        self.assertIn('stopping the service so that it takes no more work',
+                      self.logs.output)
