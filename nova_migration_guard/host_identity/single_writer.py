@@ -14,6 +14,7 @@ import threading
 from oslo_log import log as logging
 
 from nova_migration_guard import conf as mg_conf
+from nova_migration_guard.conf import coordination as coordination_conf
 from nova_migration_guard.conf import host_identity as host_identity_conf
 from nova_migration_guard import coordination
 
@@ -21,7 +22,8 @@ LOG = logging.getLogger(__name__)
 
 
 class IdentityInUse(SystemExit):
-    """Another process holds this compute's identity: do not start."""
+    """Another process holds this compute's identity, or that cannot be
+    checked: do not start."""
 
 
 def lease_name(host):
@@ -41,6 +43,23 @@ def take(service):
     else:
         try:
             lease.acquire(wait=False)
+        except coordination.CoordinationUnavailable as exc:
+            if (mg_conf.CONF.migration_guard_coordination.on_backend_failure
+                    == coordination_conf.PROCEED_UNLOCKED):
+                LOG.warning('nova-compute %s starts without its identity '
+                            'lease: %s, and [migration_guard_coordination] '
+                            'on_backend_failure = proceed_unlocked',
+                            service.host, exc)
+                return None
+            message = (
+                'nova-compute with [DEFAULT] host = %s refuses to start: it '
+                'cannot make sure that no other process runs with this '
+                'identity: %s. Start it once the backend is back, or set '
+                '[migration_guard_coordination] on_backend_failure = '
+                'proceed_unlocked to start without that check.'
+                % (service.host, exc))
+            LOG.critical('%s', message)
+            raise IdentityInUse(message) from exc
         except coordination.LeaseHeld as exc:
             message = (
                 'nova-compute with [DEFAULT] host = %s refuses to start: '

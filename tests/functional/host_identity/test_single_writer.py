@@ -146,3 +146,26 @@ class LeaseLostTest(_SameIdentity):
         self.assertEqual(runs, len(self.runs_of(compute)))
         self.assertIn('stopping the service so that it takes no more work',
                       self.logs.output)
+
+
+class BackendDownAtStartTest(_SameIdentity):
+    """The backend is unreachable when nova-compute starts."""
+
+    def setUp(self):
+        super().setUp()
+        redis = self.useFixture(servers.RedisServer())
+        self.flags(backend_url=redis.url + '?lock_timeout=3',
+                   group='migration_guard_coordination')
+        redis.stop()
+
+    def test_refused_with_a_clear_error(self):
+        error = self.assertRaises(single_writer.IdentityInUse,
+                                  self.start_host1)
+        self.assertIn('[DEFAULT] host = host1 refuses to start: it cannot '
+                      'make sure that no other process', str(error))
+        self.assertIn('on_backend_failure = proceed_unlocked', str(error))
+
+    def test_proceed_unlocked_starts(self):
+        self.flags(on_backend_failure='proceed_unlocked',
+                   group='migration_guard_coordination')
+        self.wait_for_runs(self.start_host1(), 2)
