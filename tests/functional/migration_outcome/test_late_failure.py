@@ -110,7 +110,9 @@ class StockLateFailureTest(_Scenarios, base.LateFailureTestCase):
         server = self._wait_for_state_change(self.server, 'ERROR',
                                              wait_for_fault_key=False)
         self.assertEqual(host, server['OS-EXT-SRV-ATTR:host'])
-        self.assertEqual('error', migration['status'])
+        # After a completed migration the record is 'completed' for a
+        # moment before Nova's error handling makes it 'error'.
+        self._wait_for_migration_status(self.server, ['error'])
         self.assertFalse(server['locked'])
 
     def test_refused_before_the_job_started(self):

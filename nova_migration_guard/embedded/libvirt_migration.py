@@ -1,0 +1,270 @@
+"""Live migrations that end late or abnormally, on Nova's in-process cloud
+with Nova's fake libvirt (nova.tests.fixtures.libvirt): the cloud of the
+migration_outcome tests and of the demo's late-failure scenario.
+
+What is stubbed, and why: the hypervisor.  The fake libvirt cannot migrate
+a guest, so ``Domain.migrateToURI3`` is replaced by ``LibvirtMigration``,
+which changes both hosts' fake domains as real libvirt does at each step
+(the states and reasons are those recorded from real QEMU migrations in
+tests/traces/libvirt and the real-libvirt notes), and fails at the step a
+scenario names.  The fake also lacks ``virDomain.state()``, which is added,
+and read-only connections to another host's libvirt (how the guarded
+driver asks the other end) are routed to that host's fake connection.
+Everything else is Nova's real code: API, conductor, scheduler, placement,
+two nova-compute services, the libvirt driver and its migration monitor.
+The same failures run on real QEMU in tests/real_libvirt.
+"""
+
+import threading
+import time
+
+import fixtures
+from nova.tests.fixtures import libvirt as fakelibvirt
+from nova import context as nova_context
+
+import nova_migration_guard.conf  # noqa: F401 (registers the options)
+from nova_migration_guard.migration_outcome import reconcile
+from nova_migration_guard.embedded import libvirt_cloud
+
+
+def _state(domain, flags=0):
+    return [domain._state, getattr(domain, 'nmg_reason', 0)]
+
+
+def set_state(domain, state, reason):
+    domain._state = state
+    domain.nmg_reason = reason
+
+
+class _ReadOnlyView(object):
+    """Another host's fake connection as a read-only remote client sees it
+    (closing the client does not close the host's connection)."""
+
+    def __init__(self, conn):
+        self._conn = conn
+
+    def lookupByUUIDString(self, uuid):
+        return self._conn.lookupByUUIDString(uuid)
+
+    def close(self):
+        pass
+
+
+class LibvirtMigration(fixtures.Fixture):
+    """migrateToURI3 of the source's fake domain, failing at ``step``.
+
+    Steps, in libvirt's order for a pre-copy migration:
+
+    ``refused``        the call fails before a job starts (no destination
+                       domain; the source keeps running);
+    ``job-failed``     the job fails while copying (the incoming domain is
+                       removed, the source keeps running);
+    ``wait-abort``     the job runs until aborted (Nova's completion
+                       timeout), then fails as cancelled;
+    ``postcopy-failed`` the job switched to post-copy and the connection
+                       broke: both domains paused, post-copy failed;
+    ``completed-then-raise`` the switch-over happened (the guest runs on the
+                       destination, the source domain is gone), then the
+                       call raises anyway;
+    ``both-running``   the call fails, and the destination has a running
+                       domain as well (what no one can decide);
+    ``hang``           the job runs until the test calls switch_over()
+                       and releases it, or until aborted.
+    """
+
+    def __init__(self, test, step):
+        self.test = test
+        self.step = step
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.aborted = threading.Event()
+        self.calls = 0
+
+    def _setUp(self):
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.tests.fixtures.libvirt.Domain.migrateToURI3',
+            self._migrate))
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.tests.fixtures.libvirt.Domain.abortJob', self._abort))
+        # Leave no migrate call blocked behind the test.
+        self.addCleanup(self.release.set)
+
+    # The test's view of both hosts.
+
+    def conn(self, host):
+        return self.test.computes[host].driver._host.get_connection()
+
+    def domain(self, host, uuid):
+        try:
+            return self.conn(host).lookupByUUIDString(uuid)
+        except fakelibvirt.libvirtError:
+            return None
+
+    # libvirt's steps.
+
+    def _incoming(self, params, state, reason):
+        dom = self.conn(self.test.dest).createXML(params['destination_xml'],
+                                                  0)
+        set_state(dom, state, reason)
+        return dom
+
+    def switch_over(self, undefine_source=True):
+        """The guest now runs on the destination.  The source's persistent
+        domain is undefined (VIR_MIGRATE_UNDEFINE_SOURCE, Nova's default),
+        or, where that last step did not happen, left shut off with reason
+        MIGRATED."""
+        source_dom = self.source_dom
+        dest_dom = self.conn(self.test.dest).lookupByUUIDString(
+            source_dom.UUIDString())
+        set_state(dest_dom, fakelibvirt.VIR_DOMAIN_RUNNING,
+                  reconcile.RUNNING_MIGRATED)
+        source_dom.complete_job()
+        source_dom.destroy()
+        if undefine_source:
+            source_dom.undefine()
+        else:
+            set_state(source_dom, fakelibvirt.VIR_DOMAIN_SHUTOFF,
+                      reconcile.SHUTOFF_MIGRATED)
+
+    def _fail(self, message):
+        raise fakelibvirt.make_libvirtError(
+            fakelibvirt.libvirtError, message,
+            error_code=fakelibvirt.VIR_ERR_OPERATION_FAILED,
+            error_domain=fakelibvirt.VIR_FROM_QEMU)
+
+    def _cancelled(self, dom, incoming):
+        incoming.destroy()
+        dom._job_type = fakelibvirt.VIR_DOMAIN_JOB_CANCELLED
+        self._fail('operation aborted: migration out job: canceled by '
+                   'client')
+
+    def _migrate(self, dom, dconnuri, params, flags):
+        self.calls += 1
+        self.source_dom = dom
+        step = self.step
+        if step == 'refused':
+            self._fail('unable to connect to server: Connection refused')
+        incoming = self._incoming(params, fakelibvirt.VIR_DOMAIN_PAUSED,
+                                  reconcile.PAUSED_MIGRATION)
+        dom._job_type = fakelibvirt.VIR_DOMAIN_JOB_UNBOUNDED
+        self.entered.set()
+        if step == 'job-failed':
+            incoming.destroy()
+            dom.fail_job()
+            self._fail('operation failed: migration out job: unexpectedly '
+                       'failed')
+        if step == 'wait-abort':
+            self.aborted.wait(60)
+            self._cancelled(dom, incoming)
+        if step == 'postcopy-failed':
+            set_state(incoming, fakelibvirt.VIR_DOMAIN_PAUSED,
+                      reconcile.PAUSED_POSTCOPY_FAILED)
+            set_state(dom, fakelibvirt.VIR_DOMAIN_PAUSED,
+                      reconcile.PAUSED_POSTCOPY_FAILED)
+            dom.fail_job()
+            self._fail('operation failed: migration out job: post-copy '
+                       'phase failed')
+        if step == 'completed-then-raise':
+            self.switch_over()
+            self._fail('internal error: the migrate call failed after the '
+                       'migration completed')
+        if step == 'both-running':
+            set_state(incoming, fakelibvirt.VIR_DOMAIN_RUNNING,
+                      reconcile.RUNNING_MIGRATED)
+            dom.fail_job()
+            self._fail('operation failed: migration out job: unexpectedly '
+                       'failed')
+        if step == 'hang':
+            while not (self.release.wait(0.1) or self.aborted.is_set()):
+                pass
+            if self.aborted.is_set():
+                self._cancelled(dom, incoming)
+            return
+        raise AssertionError('unknown step %s' % step)
+
+    def _abort(self, dom, flags=0):
+        self.aborted.set()
+
+
+class MigrationCloud(libvirt_cloud.LibvirtCloudTestCase):
+    """Two libvirt computes, ``src`` and ``dest``, and one server on src;
+    the migration_outcome guard when ``GUARDED``."""
+
+    GUARDS = ('migration_outcome',)
+    src, dest = 'src', 'dest'
+
+    def setUp(self):
+        super().setUp()
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.tests.fixtures.libvirt.Domain.state', _state))
+        real_open = fakelibvirt.openAuth
+
+        def open_auth(uri, auth, flags=0):
+            for host, compute in self.computes.items():
+                if '//%s/' % host in uri:
+                    return _ReadOnlyView(
+                        compute.driver._host.get_connection())
+            return real_open(uri, auth, flags)
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.tests.fixtures.libvirt.openAuth', open_auth))
+        self.ctxt = nova_context.get_admin_context()
+        self.start_compute(self.src)
+        self.server = self._create_server(networks='none')
+        self.start_compute(self.dest)
+
+    # ----------------------------------------------------------- actions
+
+    def fail_at(self, step):
+        return self.useFixture(LibvirtMigration(self, step))
+
+    def start_live_migration(self):
+        self.api.post_server_action(
+            self.server['id'],
+            {'os-migrateLive': {'host': self.dest,
+                                'block_migration': 'auto'}})
+
+    def wait_for_end(self, statuses=('completed', 'failed', 'error',
+                                     'cancelled')):
+        migration = self._wait_for_migration_status(self.server,
+                                                    list(statuses))
+        server = self._wait_for_server_parameter(
+            self.server, {'OS-EXT-STS:task_state': None}, max_retries=50)
+        return server, migration
+
+    # ---------------------------------------------------- observations
+
+    def guest_states(self):
+        """{host: (state, reason)} of the server's domain on each host
+        that has one."""
+        seen = {}
+        for host in (self.src, self.dest):
+            try:
+                dom = self.computes[host].driver._host.get_connection(
+                ).lookupByUUIDString(self.server['id'])
+            except fakelibvirt.libvirtError:
+                continue
+            seen[host] = tuple(_state(dom))
+        return seen
+
+    def wait_for_guests_on(self, hosts, timeout=20):
+        """The hosts holding a domain, once they are ``hosts`` (Nova's
+        rollback on the destination is an asynchronous cast) or after
+        ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while (sorted(self.guest_states()) != sorted(hosts) and
+               time.monotonic() < deadline):
+            time.sleep(0.2)
+        return sorted(self.guest_states())
+
+    def running_on(self):
+        return sorted(host for host, (state, _) in self.guest_states().items()
+                      if state == fakelibvirt.VIR_DOMAIN_RUNNING)
+
+    def outcome(self, server, migration):
+        """What a user and an operator see, in one line (for the record)."""
+        return ('host=%s status=%s task=%s power=%s migration=%s locked=%s '
+                'guest=%s' % (
+                    server['OS-EXT-SRV-ATTR:host'], server['status'],
+                    server['OS-EXT-STS:task_state'],
+                    server['OS-EXT-STS:power_state'], migration['status'],
+                    server.get('locked'), self.guest_states()))
