@@ -26,16 +26,21 @@ class DemoError(Exception):
 def run_on_cloud(scenario, guards):
     """Run the scenario on an embedded cloud with ``guards``; returns the
     Outcome."""
-    try:
-        return cloud_mod.run_in_cloud(
-            scenario.run,
+    if scenario.cloud_class is None:
+        attributes = dict(
             NUMBER_OF_COMPUTES=scenario.computes,
-            GUARDS=tuple(guards),
             # Configured as the README says for each guard.
             EXTRA_FILTERS=(GUARD_FILTERS.get(scenario.guard, ())
                            if guards else ()),
             EXTRA_WEIGHERS=(GUARD_WEIGHERS.get(scenario.guard, ())
                             if guards else ()))
+    else:
+        # Libvirt clouds: the guarded driver when guarded.
+        attributes = dict(GUARDED=bool(guards))
+    try:
+        return cloud_mod.run_in_cloud(
+            scenario.run, cloud_class=scenario.cloud_class,
+            GUARDS=tuple(guards), **attributes)
     except cloud_mod.CloudRunError as exc:
         raise DemoError('%s (%s) did not run to the end: %s'
                         % (scenario.name, guards or 'stock', exc))

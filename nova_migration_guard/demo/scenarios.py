@@ -3,6 +3,7 @@ from the cloud (never written by the demo)."""
 
 import collections
 import dataclasses
+import time
 
 # Seconds a move, or a server's task, may take in a scenario.
 TIMEOUT = 120
@@ -25,8 +26,11 @@ class Scenario(object):
     title = None
     #: The guard whose effect the scenario shows.
     guard = None
-    #: Computes the cloud needs.
+    #: Computes the cloud needs (EmbeddedCloudTestCase).
     computes = 3
+    #: The cloud to run on: None for EmbeddedCloudTestCase (fake driver),
+    #: or a libvirt cloud of nova_migration_guard.embedded (fake libvirt).
+    cloud_class = None
 
     def run(self, cloud):
         """Drive ``cloud`` (an EmbeddedCloudTestCase) and return Outcome."""
@@ -122,5 +126,109 @@ class ForcedHostLiveMigration(Scenario):
                        details=dict(outcome.details, api=answer.status))
 
 
+def _stable(read, seconds=2.0, timeout=TIMEOUT):
+    """``read()`` once it returned the same value for ``seconds`` (Nova
+    may pass through an outcome on its way to another)."""
+    deadline = time.monotonic() + timeout
+    value, since = read(), time.monotonic()
+    while time.monotonic() - since < seconds:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+        current = read()
+        if current != value:
+            value, since = current, time.monotonic()
+    return value
+
+
+class MigrationRaisesAfterMove(Scenario):
+    name = 'migration-raises-after-move'
+    title = 'a live migration that raises after the guest moved'
+    guard = 'migration_outcome'
+
+    @property
+    def cloud_class(self):
+        from nova_migration_guard.embedded import libvirt_migration
+        return libvirt_migration.MigrationCloud
+
+    def run(self, cloud):
+        cloud.fail_at('completed-then-raise')
+        cloud.start_live_migration()
+        cloud.wait_for_end()
+
+        def read():
+            server = cloud.api.get_server(cloud.server['id'])
+            migration = cloud._wait_for_migration_status(
+                cloud.server, ['completed', 'error', 'failed'])
+            return (server['status'], server['OS-EXT-SRV-ATTR:host'],
+                    server['OS-EXT-STS:task_state'], migration['status'])
+        status, host, task, migration = _stable(read)
+        running = cloud.running_on()
+        summary = ('guest runs on %s; Nova: %s on %s, migration %s'
+                   % (', '.join(running) or 'no host', status, host,
+                      migration))
+        return Outcome(
+            summary=summary,
+            ok=(status == 'ACTIVE' and running == [host] and
+                migration == 'completed'),
+            details={'status': status, 'host': host, 'task_state': task,
+                     'migration': migration, 'guest_runs_on': running})
+
+
+class BackupComputeOtherHost(Scenario):
+    name = 'backup-compute-other-host'
+    title = 'an HA backup compute with another host value'
+    guard = 'host_identity'
+
+    @property
+    def cloud_class(self):
+        from nova_migration_guard.embedded import libvirt_cloud
+
+        class Cloud(libvirt_cloud.LibvirtCloudTestCase):
+            # Nova's real node-identity checks.
+            STUB_COMPUTE_ID = False
+        return Cloud
+
+    def run(self, cloud):
+        from nova import exception
+        from nova.tests.fixtures import libvirt as fakelibvirt
+        # Both HA nodes are installed and started once, the backup on the
+        # same (still empty) hypervisor with another [DEFAULT] host.
+        cloud.start_compute('primary')
+        hypervisor = cloud.computes['primary'].driver._host.get_connection()
+        try:
+            cloud.start_compute('backup', connection=hypervisor)
+            refusal = None
+        except exception.InvalidConfiguration as exc:
+            refusal = str(exc)
+        except IndexError:
+            # Nova's test helper found no resource provider for the
+            # backup (placement keeps one per hypervisor name): started.
+            refusal = None
+        if refusal is None:
+            cloud.computes['backup'].stop()    # the passive node
+        servers = [cloud._create_server(networks='none') for _ in (1, 2)]
+        nodes = sorted(
+            (hv['hypervisor_hostname'], hv['service']['host'])
+            for hv in cloud.admin_api.api_get(
+                '/os-hypervisors/detail').body['hypervisors'])
+        running = [d.UUIDString() for d in hypervisor.listAllDomains(
+            fakelibvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)]
+        intact = sorted(running) == sorted(s['id'] for s in servers)
+        if refusal:
+            summary = ('backup refused to start: its hypervisor is already '
+                       'the compute node of %s' % ', '.join(
+                           host for _, host in nodes))
+        else:
+            summary = ('backup started: hypervisor %s is the compute node '
+                       'of %s' % (nodes[0][0], ' and '.join(
+                           host for _, host in nodes)))
+        summary += '; %d of 2 guests running' % len(running)
+        return Outcome(summary=summary, ok=bool(refusal) and intact,
+                       details={'refusal': refusal, 'nodes': nodes,
+                                'guests_running': len(running)})
+
+
 SCENARIOS = (ConcurrentMoves('live'), ConcurrentMoves('cold'),
-             ForcedHostLiveMigration())
+             ForcedHostLiveMigration(), MigrationRaisesAfterMove(),
+             BackupComputeOtherHost())

@@ -498,20 +498,23 @@ class CloudRunError(Exception):
     last line of the error."""
 
 
-def run_in_cloud(body, **attributes):
+def run_in_cloud(body, cloud_class=None, **attributes):
     """Start an embedded cloud, call ``body(cloud)``, tear the cloud down;
-    returns what ``body`` returned.  ``attributes`` override the class
-    attributes of EmbeddedCloudTestCase (GUARDS, NUMBER_OF_COMPUTES, ...).
-    For commands (demo, benchmarks) that are not test runs."""
+    returns what ``body`` returned.  ``cloud_class`` is
+    EmbeddedCloudTestCase (the default) or another cloud of this package;
+    ``attributes`` override its class attributes (GUARDS,
+    NUMBER_OF_COMPUTES, ...).  For commands (demo, benchmarks) that are
+    not test runs."""
     returned = []
+    base = cloud_class or EmbeddedCloudTestCase
 
-    class Cloud(EmbeddedCloudTestCase):
+    class Cloud(base):
         def test_body(self):
             returned.append(body(self))
 
     for name, value in attributes.items():
-        if not hasattr(EmbeddedCloudTestCase, name):
-            raise TypeError('EmbeddedCloudTestCase has no %s' % name)
+        if not hasattr(base, name):
+            raise TypeError('%s has no %s' % (base.__name__, name))
         setattr(Cloud, name, value)
     # Nova's TestCase deletes its attributes at cleanup: the result lives in
     # the closure.  A unittest result collects errors instead of raising.

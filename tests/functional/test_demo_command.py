@@ -28,10 +28,16 @@ class DemoCommandTestCase(testtools.TestCase):
         rows = {r['scenario']: r for r in report['scenarios']}
         self.assertEqual({'concurrent-live-migrations',
                           'concurrent-cold-migrations',
-                          'forced-host-live-migration'}, set(rows))
-        # Every guarded outcome keeps the policy with no instance in ERROR,
-        # as read back from the cloud.
+                          'forced-host-live-migration',
+                          'migration-raises-after-move',
+                          'backup-compute-other-host'}, set(rows))
+        for row in rows.values():
+            self.assertTrue(row['guarded']['ok'], row)
+        # Every guarded anti-affinity outcome keeps the policy with no
+        # instance in ERROR, as read back from the cloud.
         for name, row in rows.items():
+            if row['guard'] != 'anti_affinity':
+                continue
             guarded = row['guarded']
             self.assertTrue(guarded['ok'], (name, guarded))
             self.assertNotIn('ERROR', guarded['details']['statuses'].values())
@@ -51,8 +57,24 @@ class DemoCommandTestCase(testtools.TestCase):
         self.assertEqual(violated, 'policy violated' in stock['summary'])
         self.assertEqual(not violated and 'ERROR' not in
                          stock['details']['statuses'].values(), stock['ok'])
+        # A migration that raised after the guest moved: stock ERROR where
+        # the guest runs; guarded ACTIVE there.
+        late = rows['migration-raises-after-move']
+        self.assertEqual(['dest'], late['stock']['details']['guest_runs_on'])
+        self.assertEqual('ERROR', late['stock']['details']['status'])
+        self.assertEqual(('ACTIVE', 'dest', 'completed'), tuple(
+            late['guarded']['details'][key]
+            for key in ('status', 'host', 'migration')))
+        # The HA backup with another host value: stock registers a second
+        # compute node for the hypervisor; guarded refuses to start it.
+        backup = rows['backup-compute-other-host']
+        self.assertIsNone(backup['stock']['details']['refusal'])
+        self.assertEqual(2, len(backup['stock']['details']['nodes']))
+        self.assertIn('refuses to start',
+                      backup['guarded']['details']['refusal'])
+        self.assertEqual(2, backup['guarded']['details']['guests_running'])
         # Progress went to stderr, the services' logs to the log file.
-        self.assertIn('[1/3] concurrent live migrations', result.stderr)
+        self.assertIn('[1/5] concurrent live migrations', result.stderr)
         self.assertGreater(os.path.getsize(log), 0)
 
     def test_table(self):
