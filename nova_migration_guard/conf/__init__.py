@@ -8,13 +8,14 @@ them for the ``oslo.config.opts`` entry point (``tox -e genconfig``).
 from oslo_config import cfg
 
 from nova_migration_guard.conf import anti_affinity
+from nova_migration_guard.conf import convergence
 from nova_migration_guard.conf import coordination
 from nova_migration_guard.conf import guard
 from nova_migration_guard.conf import host_identity
 
 CONF = cfg.CONF
 
-_MODULES = (guard, coordination, anti_affinity, host_identity)
+_MODULES = (guard, coordination, anti_affinity, host_identity, convergence)
 
 
 def register_opts(conf):
@@ -79,3 +80,14 @@ def validate(conf=CONF):
                     % (group.name, opt.name, reason.splitlines()[0]))
     from nova_migration_guard import coordination  # noqa: avoid a cycle
     coordination.validate_backend_url(conf)
+    _validate_convergence_policies(conf)
+
+
+def _validate_convergence_policies(conf):
+    from nova_migration_guard.convergence import policies
+    group = conf.migration_guard_convergence
+    try:
+        policies.select({}, {}, group.default_policy, group.custom_policies)
+    except policies.PolicyError as exc:
+        raise ConfigurationError('nova-migration-guard: invalid value for '
+                                 '[migration_guard_convergence]: %s' % exc)

@@ -67,11 +67,26 @@ class ValidateTestCase(testtools.TestCase):
                       'Should be greater than or equal to 1',
                       self._refusal())
 
+    def test_unknown_default_convergence_policy(self):
+        self._load('[migration_guard_convergence]\n'
+                   'default_policy = fastest\n')
+        refusal = self._refusal()
+        self.assertIn('[migration_guard_convergence] default_policy = '
+                      "'fastest' is not a convergence policy", refusal)
+        self.assertIn('accepted: large-guest, minimal-downtime', refusal)
+
+    def test_invalid_custom_convergence_policy(self):
+        self._load('[migration_guard_convergence]\n'
+                   'custom_policies = gold:post-copy,speed=2\n')
+        self.assertIn("custom policy gold: unknown key 'speed'",
+                      self._refusal())
+
     def test_list_opts_covers_every_group(self):
         groups = {group.name for group, _ in conf.list_opts()}
         self.assertEqual({'migration_guard', 'migration_guard_coordination',
                           'migration_guard_anti_affinity',
-                          'migration_guard_host_identity'}, groups)
+                          'migration_guard_host_identity',
+                          'migration_guard_convergence'}, groups)
         for _, opts in conf.list_opts():
             for opt in opts:
                 self.assertTrue(opt.help.strip(), opt.name)

@@ -1,0 +1,51 @@
+"""The [migration_guard_convergence] group: which convergence policy a
+live migration gets (nova_migration_guard.convergence.policies)."""
+
+from oslo_config import cfg
+
+convergence_group = cfg.OptGroup(
+    'migration_guard_convergence',
+    title='nova-migration-guard convergence',
+    help="""
+With the ``convergence`` guard, live migrations of guests that dirty memory
+faster than the network copies them follow a named policy: the flavor extra
+spec ``migration_guard:convergence_policy``, else the image property
+``migration_guard_convergence_policy``, else ``default_policy``. Built-in
+policies: minimal-downtime, post-copy, suspend-workload, large-guest.
+""")
+
+ALL_OPTS = [
+    cfg.StrOpt(
+        'default_policy',
+        default='minimal-downtime',
+        mutable=True,
+        help="""
+The policy of live migrations whose flavor and image name none. The default
+never disrupts the workload (downtime steps, then auto-converge, then abort).
+Choose ``post-copy`` or ``suspend-workload`` when finishing a migration
+matters more than the guest's performance for a moment, for example to drain
+hosts for maintenance. Any built-in or custom policy name; takes effect
+without a restart (SIGHUP).
+"""),
+    cfg.MultiStrOpt(
+        'custom_policies',
+        default=[],
+        mutable=True,
+        help="""
+Extra named policies, one per line: ``NAME:BASE,key=value,...``, where BASE is
+a built-in policy and the keys are downtime_steps_ms (e.g. 500/1000/3000),
+stall_passes, auto_converge, post_copy, pause (true/false) and
+seconds_per_gib. Example: ``gold:post-copy,seconds_per_gib=120``. Add one
+when the built-in policies do not fit a class of guests; flavors and images
+then name it. Takes effect without a restart (SIGHUP).
+"""),
+]
+
+
+def register_opts(conf):
+    conf.register_group(convergence_group)
+    conf.register_opts(ALL_OPTS, group=convergence_group)
+
+
+def list_opts():
+    return {convergence_group: ALL_OPTS}
