@@ -3,6 +3,7 @@
 import argparse
 import sys
 
+from nova_migration_guard.cmd import audit
 from nova_migration_guard.cmd import demo
 from nova_migration_guard.cmd import patches
 from nova_migration_guard.patching import PatchError
@@ -13,6 +14,7 @@ def build_parser():
         prog='nova-migration-guard',
         description='Guards that keep Nova\'s instance moves safe.')
     subparsers = parser.add_subparsers(dest='command', required=True)
+    audit.add_parser(subparsers)
     demo.add_parser(subparsers)
     patches.add_parser(subparsers)
     return parser
