@@ -31,6 +31,9 @@ class Scenario(object):
     #: The cloud to run on: None for EmbeddedCloudTestCase (fake driver),
     #: or a libvirt cloud of nova_migration_guard.embedded (fake libvirt).
     cloud_class = None
+    #: True for scenarios that run a library's logic without a cloud:
+    #: ``run_logic(guarded)`` instead of ``run(cloud)``.
+    logic_only = False
 
     def run(self, cloud):
         """Drive ``cloud`` (an EmbeddedCloudTestCase) and return Outcome."""
@@ -229,6 +232,34 @@ class BackupComputeOtherHost(Scenario):
                                 'guests_running': len(running)})
 
 
+class XenapiSrNaming(Scenario):
+    """Nova 21's XenAPI driver (the logic only: XenServer cannot run
+    here): a volume attached before Mitaka has an SR named
+    FA15E-D15C-<volume id> on the source; the destination must connect
+    the same SR UUID for the live migration to work."""
+    name = 'xenapi-sr-naming'
+    title = 'XenAPI live migration of a pre-Mitaka volume (logic only)'
+    guard = 'xenapi-21.x-patches'
+    logic_only = True
+    VOLUME = {'volume_id': '3d9a5f4e-6c1b-4c4e-9a57-0d7e2f1b8c11',
+              'target_portal': '192.0.2.20:3260',
+              'target_iqn': 'iqn.2010-10.org.openstack:volume-3d9a5f4e'}
+
+    def run_logic(self, guarded):
+        from nova_migration_guard.xenapi import sr_uuid
+        source = sr_uuid.old_style_sr_uuid(self.VOLUME['volume_id'])
+        # A patched source reports the SR UUID it uses; stock reports none.
+        reported = (sr_uuid.volume_sr_uuids([self.VOLUME], {source})
+                    if guarded else None)
+        dest = sr_uuid.destination_sr_uuid(self.VOLUME, reported)
+        same = dest == source
+        summary = ('source SR %s..., destination SR %s...: %s' % (
+            source[:15], dest[:15], 'the same, the migration proceeds'
+            if same else 'different, the live migration fails'))
+        return Outcome(summary=summary, ok=same,
+                       details={'source_sr': source, 'dest_sr': dest})
+
+
 SCENARIOS = (ConcurrentMoves('live'), ConcurrentMoves('cold'),
              ForcedHostLiveMigration(), MigrationRaisesAfterMove(),
-             BackupComputeOtherHost())
+             BackupComputeOtherHost(), XenapiSrNaming())

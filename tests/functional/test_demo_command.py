@@ -30,7 +30,8 @@ class DemoCommandTestCase(testtools.TestCase):
                           'concurrent-cold-migrations',
                           'forced-host-live-migration',
                           'migration-raises-after-move',
-                          'backup-compute-other-host'}, set(rows))
+                          'backup-compute-other-host',
+                          'xenapi-sr-naming'}, set(rows))
         for row in rows.values():
             self.assertTrue(row['guarded']['ok'], row)
         # Every guarded anti-affinity outcome keeps the policy with no
@@ -73,8 +74,14 @@ class DemoCommandTestCase(testtools.TestCase):
         self.assertIn('refuses to start',
                       backup['guarded']['details']['refusal'])
         self.assertEqual(2, backup['guarded']['details']['guests_running'])
+        # XenAPI (logic only): stock's destination names the SR otherwise.
+        xenapi = rows['xenapi-sr-naming']
+        self.assertNotEqual(xenapi['stock']['details']['source_sr'],
+                            xenapi['stock']['details']['dest_sr'])
+        self.assertEqual(xenapi['guarded']['details']['source_sr'],
+                         xenapi['guarded']['details']['dest_sr'])
         # Progress went to stderr, the services' logs to the log file.
-        self.assertIn('[1/5] concurrent live migrations', result.stderr)
+        self.assertIn('[1/6] concurrent live migrations', result.stderr)
         self.assertGreater(os.path.getsize(log), 0)
 
     def test_table(self):
