@@ -46,7 +46,7 @@ TOX=$TOP/.venv-tox/bin/tox
 # Installing the envs is separate from running them so that each test run
 # gets its own time limit.
 step "tox environments (nova 34.0.0, placement 16.0.0, test deps)"
-timeout 1500 $TOX -e unit,functional,nova-patched,real-libvirt --notest || exit 1
+timeout 1500 $TOX -e unit,functional,nova-patched,real-libvirt,devstack --notest || exit 1
 
 # The nova 21.x series (XenAPI) must apply to the nova 21.2.4 sdist through
 # the package's patch command; the unit tests run the patched Nova 21 code.
@@ -80,10 +80,12 @@ run_env unit 600 || status=1
 run_env functional 1500 || status=1
 run_env nova-patched 1800 || status=1
 run_env real-libvirt 900 || status=1
+run_env devstack 600 || status=1
 
 step "summary"
 .tox/unit/bin/python tools/subunit_summary.py \
     unit="$OUT/unit.subunit" functional="$OUT/functional.subunit" \
     nova-patched="$OUT/nova-patched.subunit" \
-    real-libvirt="$OUT/real-libvirt.subunit" || status=1
+    real-libvirt="$OUT/real-libvirt.subunit" \
+    devstack="$OUT/devstack.subunit" || status=1
 exit $status
