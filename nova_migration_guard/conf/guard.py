@@ -12,7 +12,7 @@ GUARD_NAMES = (
 )
 # Guards accepted in the option but not shipped in this release: a service
 # that lists one warns that it has no effect (see hooks.service_starting).
-PLANNED_GUARDS = frozenset(('convergence',))
+PLANNED_GUARDS = frozenset()
 
 migration_guard_group = cfg.OptGroup(
     'migration_guard',

@@ -31,6 +31,7 @@ from oslo_log import log as logging
 from nova_migration_guard.migration_outcome import events
 from nova_migration_guard.migration_outcome import hold
 from nova_migration_guard.migration_outcome import reconcile
+from nova_migration_guard.virt.libvirt import convergence
 
 LOG = logging.getLogger(__name__)
 
@@ -113,6 +114,39 @@ class GuardedLibvirtDriver(libvirt_driver.LibvirtDriver):
                 return False
             time.sleep(0.5)
         return True
+
+    # -- convergence --------------------------------------------------
+
+    def _live_migration_operation(self, context, instance, dest,
+                                  block_migration, migrate_data, guest,
+                                  device_names):
+        if convergence.enabled():
+            policy, _ = convergence.policy_for(instance)
+            flags = convergence.start_flags(
+                _libvirt(), policy, self._post_copy_possible(instance))
+            guest = convergence.GuestWithFlags(guest, flags)
+        return super()._live_migration_operation(
+            context, instance, dest, block_migration, migrate_data, guest,
+            device_names)
+
+    def _live_migration_monitor(self, context, instance, guest, dest,
+                                post_method, recover_method,
+                                block_migration, migrate_data, future,
+                                disk_paths):
+        if not convergence.enabled():
+            return super()._live_migration_monitor(
+                context, instance, guest, dest, post_method,
+                recover_method, block_migration, migrate_data, future,
+                disk_paths)
+        policy, _ = convergence.policy_for(instance)
+        return convergence.monitor(
+            self, _libvirt(), context, instance, guest, dest, post_method,
+            recover_method, block_migration, migrate_data, future,
+            policy.post_copy and self._post_copy_possible(instance))
+
+    def _post_copy_possible(self, instance):
+        # As Nova decides for its own post-copy switch: not with vPMEM.
+        return not self._get_vpmems(instance)
 
     # -- observations ------------------------------------------------
 
