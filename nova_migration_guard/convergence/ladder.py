@@ -33,6 +33,8 @@ ABORT = 'abort'
 
 MIB = 2 ** 20
 GIB = 2 ** 30
+#: QEMU's largest CPU throttle (cpu-throttle-percentage).
+MAX_THROTTLE = 99
 
 #: Where a migration is on the ladder: the downtime step in force (an
 #: index into the policy's steps), whether post-copy or pause was used,
@@ -81,6 +83,14 @@ def decide(policy, progress, samples, now, memory_bytes,
     if not passes_mod.stalled(since, window=policy.stall_passes):
         return Step(WAIT, None, 'copying: ' + numbers), progress
     reason = 'stalled over %d passes: %s' % (policy.stall_passes, numbers)
+    throttle = samples[-1].get('auto_converge_throttle')
+    if (policy.auto_converge and throttle is not None and
+            throttle < MAX_THROTTLE and
+            progress.downtime_index + 1 >= len(policy.downtime_steps_ms)):
+        # QEMU still raises its CPU throttle pass after pass: give it the
+        # time, until the deadline, before anything more drastic.
+        return Step(WAIT, None, 'auto-converge throttling the guest at '
+                    '%d%%: %s' % (throttle, reason)), progress
     if progress.downtime_index + 1 < len(policy.downtime_steps_ms):
         index = progress.downtime_index + 1
         return (Step(SET_DOWNTIME, policy.downtime_steps_ms[index], reason),

@@ -97,7 +97,9 @@ def monitor(driver, libvirt, context, instance, guest, dest, post_method,
             libvirt_migrate.run_tasks(guest, instance,
                                       driver.active_migrations, on_failure,
                                       migration, post_copy_possible)
-            samples.append({f: getattr(info, f, 0) for f in SAMPLE_FIELDS})
+            sample = {f: getattr(info, f, 0) for f in SAMPLE_FIELDS}
+            sample['auto_converge_throttle'] = _throttle(guest)
+            samples.append(sample)
             step, progress = ladder.decide(
                 policy, progress, samples, time.monotonic(), memory_bytes,
                 post_copy_possible=post_copy_possible)
@@ -129,6 +131,15 @@ def monitor(driver, libvirt, context, instance, guest, dest, post_method,
             break
         time.sleep(0.5)
     driver._clear_empty_migration(instance)
+
+
+def _throttle(guest):
+    """QEMU's auto-converge CPU throttle (%), which Nova's JobInfo drops;
+    None when libvirt does not report it."""
+    try:
+        return guest._domain.jobStats().get('auto_converge_throttle')
+    except Exception:
+        return None
 
 
 def _apply(guest, instance, step):

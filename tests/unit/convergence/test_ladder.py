@@ -108,3 +108,29 @@ class SyntheticTest(testtools.TestCase):
         step, _ = ladder.decide(policies.BUILTIN['post-copy'], progress,
                                 samples, 10 ** 6, 256 * MIB)
         self.assertEqual(ladder.WAIT, step.action)
+
+
+class AutoConvergeTest(testtools.TestCase):
+    """After its last downtime step, a policy with auto-converge waits
+    while QEMU is still raising the CPU throttle."""
+
+    def samples(self, throttle):
+        return [{'type': 2, 'memory_iteration': i,
+                 'memory_remaining': 120 * MIB, 'memory_bps': 15 * MIB,
+                 'auto_converge_throttle': throttle} for i in range(1, 9)]
+
+    def decide(self, throttle):
+        policy = policies.BUILTIN['minimal-downtime']
+        progress = ladder.start(0)._replace(
+            downtime_index=len(policy.downtime_steps_ms) - 1)
+        return ladder.decide(policy, progress, self.samples(throttle), 10,
+                             256 * MIB)[0]
+
+    def test_waits_while_the_throttle_rises(self):
+        step = self.decide(60)
+        self.assertEqual(ladder.WAIT, step.action)
+        self.assertIn('auto-converge throttling the guest at 60%',
+                      step.reason)
+
+    def test_aborts_once_the_throttle_is_at_its_maximum(self):
+        self.assertEqual(ladder.ABORT, self.decide(99).action)
