@@ -46,7 +46,10 @@ Possible values:
   already another host's compute node, or whose identity another process
   holds (a lease in the coordination backend); brake Nova's start-up cleanup
   of evacuated guests when it looks wrong.
-* ``convergence``: drive live migrations of busy guests to completion.
+* ``convergence``: drive live migrations of busy guests by a named policy
+  (downtime steps, auto-converge, post-copy, pause, abort) instead of Nova's
+  fixed steps and timeout. Needs ``compute_driver =
+  migration_guard.GuardedLibvirtDriver`` on the computes.
 
 Enable a guard on every service of the cloud at once (scheduler, conductor and
 computes); a guard enabled on only some services protects only their part.

@@ -57,8 +57,9 @@ BUILTIN = {p.name: p for p in (
     # Never disrupt the workload: throttle, then give up.
     Policy('minimal-downtime'),
     # Prefer finishing quickly through post-copy (guests that tolerate the
-    # page-fault latency after the switch-over).
-    Policy('post-copy', downtime_steps_ms=(500, 1000), post_copy=True),
+    # page-fault latency after the switch-over) over throttling the CPU.
+    Policy('post-copy', downtime_steps_ms=(500, 1000), auto_converge=False,
+           post_copy=True),
     # Batch workloads: a pause is acceptable if that is what it takes.
     Policy('suspend-workload', downtime_steps_ms=(500, 2000),
            pause=True),

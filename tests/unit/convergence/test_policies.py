@@ -49,5 +49,5 @@ class SelectTest(testtools.TestCase):
 
     def test_describe(self):
         self.assertEqual(
-            'post-copy: downtime 500/1000 ms -> auto-converge -> post-copy, '
-            'then abort; 300 s/GiB', p.BUILTIN['post-copy'].describe())
+            'post-copy: downtime 500/1000 ms -> post-copy, then abort; '
+            '300 s/GiB', p.BUILTIN['post-copy'].describe())
