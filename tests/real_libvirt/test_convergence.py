@@ -35,7 +35,10 @@ class _ConvergenceTest(test_nova_driver.NovaDriverTestCase):
         base.RealLibvirtTestCase.setUp(self)
         self.nova = self.useFixture(nova_driver.NovaLibvirtHosts(
             self.hosts, driver_class=guarded.GuardedLibvirtDriver,
-            guards=('convergence',), **self.LIBVIRT_OPTIONS))
+            # With migration_outcome too, as the README configures them: an
+            # abort ends as a rollback, not in Nova's G3 error handling.
+            guards=('convergence', 'migration_outcome'),
+            **self.LIBVIRT_OPTIONS))
 
     def migrate_dirty_guest(self):
         instance, self.guest_console = self.boot(
