@@ -1,0 +1,178 @@
+"""Benchmark: live migrations of idle, moderately and heavily dirtying
+guests under each convergence policy, beside stock Nova's settings, on
+the real libvirt tier (two libvirtd on loopback, real QEMU guests under
+TCG; as root after tools/install-real-libvirt.sh).  Run from the
+repository root with an interpreter that has Nova (patched) and
+libvirt-python::
+
+    PYTHONPATH=. .tox/real-libvirt/bin/python benchmarks/convergence.py [N]
+
+N migrations per policy per workload (default 1).  The stream is capped at
+15 MiB/s; the heavy guest rewrites 128 MiB as fast as its vCPU can (about
+twice the cap), the moderate one 64 MiB at 8 MiB/s, the idle one nothing.
+Stock Nova runs LibvirtDriver with Nova's defaults; a migration still
+running after LIMIT seconds is aborted and counted as not completed (Nova's
+own completion timeout, 800 s per GiB, would let it run far longer).
+
+Prints a table (completion rate, median time, passes, peak auto-converge
+throttle, how it ended) to stdout and benchmarks/out/convergence.txt, and
+draws memory remaining over time for the heavy guest per policy to
+benchmarks/out/convergence.png (needs matplotlib).
+"""
+
+import os
+import statistics
+import sys
+import threading
+import time
+import unittest
+
+from nova_migration_guard import report
+from nova_migration_guard.virt.libvirt import driver as guarded
+from tests.real_libvirt import base
+from tests.real_libvirt import nova_driver
+from tests.real_libvirt import test_nova_driver
+
+BANDWIDTH_MIB_S = 15
+LIMIT = 240
+MIB = 2 ** 20
+WORKLOADS = {
+    'idle': {},
+    'moderate': {'dirty_mb': 64, 'dirty_rate': 8},
+    'heavy': {'dirty_mb': test_nova_driver.DIRTY_MB,
+              'dirty_spin': test_nova_driver.DIRTY_SPIN},
+}
+POLICIES = ('stock Nova', 'minimal-downtime', 'post-copy',
+            'suspend-workload')
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'out')
+
+
+class _Run(test_nova_driver.NovaDriverTestCase):
+    """One migration; the result goes to ``RESULT``."""
+
+    LIBVIRT_OPTIONS = {'live_migration_bandwidth': BANDWIDTH_MIB_S}
+    POLICY = None
+    WORKLOAD = None
+    RESULT = None
+
+    def setUp(self):
+        base.RealLibvirtTestCase.setUp(self)
+        stock = self.POLICY == 'stock Nova'
+        self.nova = self.useFixture(nova_driver.NovaLibvirtHosts(
+            self.hosts,
+            driver_class=None if stock else guarded.GuardedLibvirtDriver,
+            guards=() if stock else ('convergence', 'migration_outcome'),
+            **self.LIBVIRT_OPTIONS))
+
+    def test_migrate(self):
+        instance, _ = self.boot('bench', memory_mib=256,
+                                **WORKLOADS[self.WORKLOAD])
+        if self.POLICY != 'stock Nova':
+            instance.flavor.extra_specs = {
+                'migration_guard:convergence_policy': self.POLICY}
+        domain = self.conn['A'].lookupByName('bench')
+        throttle, curve, stop = [0], [], threading.Event()
+
+        def watch():   # the source's own job stats, for the throttle
+            t0 = time.monotonic()
+            while not stop.wait(0.5):
+                try:
+                    stats = domain.jobStats()
+                except Exception:
+                    continue
+                throttle[0] = max(throttle[0],
+                                  stats.get('auto_converge_throttle', 0))
+                if 'memory_remaining' in stats:
+                    curve.append((time.monotonic() - t0,
+                                  stats['memory_remaining'] / MIB))
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        started = time.monotonic()
+        migrating, result = self.migrate_in_background(instance)
+        migrating.join(LIMIT)
+        if migrating.is_alive():
+            self.nova.drivers['A'].live_migration_abort(instance)
+            migrating.join(60)
+        seconds = time.monotonic() - started
+        stop.set()
+        watcher.join(5)
+        samples = self.nova.stats.of('bench', since=started)
+        self.RESULT.update(
+            completed=bool(result.get('post') and result['post'].calls),
+            seconds=seconds, throttle=throttle[0], curve=curve,
+            passes=max([s['memory_iteration'] for s in samples] or [0]))
+
+
+def run_one(policy, workload):
+    result = {}
+    case = type('Run', (_Run,), {'POLICY': policy, 'WORKLOAD': workload,
+                                 'RESULT': result})('test_migrate')
+    outcome = unittest.TestResult()
+    case.run(outcome)
+    problems = outcome.errors + outcome.failures
+    if problems:
+        raise RuntimeError(problems[0][1].strip().splitlines()[-1])
+    return result
+
+
+def main(argv):
+    count = int(argv[1]) if len(argv) > 1 else 1
+    rows, curves = [], {}
+    total = count * len(WORKLOADS) * len(POLICIES)
+    done = 0
+    for workload in WORKLOADS:
+        for policy in POLICIES:
+            runs = []
+            for _ in range(count):
+                done += 1
+                report.progress('[%d/%d] %s guest, %s' % (
+                    done, total, workload, policy))
+                runs.append(run_one(policy, workload))
+                report.progress('      %s in %.0f s' % (
+                    'completed' if runs[-1]['completed'] else
+                    'not completed', runs[-1]['seconds']))
+            if workload == 'heavy':
+                curves[policy] = runs[0]['curve']
+            rate = sum(r['completed'] for r in runs) / float(len(runs))
+            rows.append((workload, policy, '%.0f%%' % (rate * 100),
+                         '%.0f' % statistics.median(r['seconds']
+                                                    for r in runs),
+                         '%d' % max(r['passes'] for r in runs),
+                         '%d%%' % max(r['throttle'] for r in runs)))
+    lines = list(report.table(
+        ('workload', 'policy', 'completed', 'median s', 'passes',
+         'peak throttle'), rows, right=(2, 3, 4, 5)))
+    idle = {r[1]: float(r[3]) for r in rows if r[0] == 'idle'}
+    lines.append('')
+    lines.append('idle guest, minimal-downtime / stock Nova time: %.2fx' % (
+        idle['minimal-downtime'] / idle['stock Nova']))
+    report.publish('\n'.join(lines) + '\n',
+                   os.path.join(OUT, 'convergence.txt'))
+    _plot(curves, os.path.join(OUT, 'convergence.png'))
+
+
+def _plot(curves, path):
+    try:
+        import matplotlib
+        matplotlib.use('Agg')
+        import matplotlib.pyplot as plt
+    except ImportError:
+        report.progress('matplotlib not installed: no plot')
+        return
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for policy, curve in curves.items():
+        if curve:
+            ax.plot([t for t, _ in curve], [m for _, m in curve],
+                    label=policy)
+    ax.set_xlabel('seconds since the migration started')
+    ax.set_ylabel('memory remaining (MiB)')
+    ax.set_title('Heavily dirtying guest (128 MiB at ~2x a %d MiB/s cap)'
+                 % BANDWIDTH_MIB_S)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    report.progress('plot: %s' % path)
+
+
+if __name__ == '__main__':
+    sys.exit(main(sys.argv))
