@@ -42,6 +42,18 @@ class LibvirtCloudTestCase(libvirt_base.ServersTestBase):
                 'nova.virt.node.read_local_node_uuid',
                 lambda: str(getattr(uuids, 'node_%s' % CONF.host))))
 
+    def stop_compute(self, host, force_down=True):
+        """Stop nova-compute on ``host`` and, as an operator would before
+        an evacuation, mark it forced down (as EmbeddedCloudTestCase)."""
+        self.computes[host].stop()
+        if force_down:
+            self.set_forced_down(host, True)
+
+    def set_forced_down(self, host, forced):
+        service = self.admin_api.get_services(
+            binary='nova-compute', host=host)[0]
+        self.admin_api.put_service_force_down(service['id'], forced)
+
     def _setup_compute_service(self):
         self.flags(compute_driver=(GUARDED_DRIVER if self.GUARDED else
                                    'libvirt.LibvirtDriver'))

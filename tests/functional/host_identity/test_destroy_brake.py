@@ -32,10 +32,7 @@ class _EvacuatedHost(libvirt_cloud.LibvirtCloudTestCase):
                         for _ in range(2)]
         self.host1 = self.computes['host1'].driver._host.get_connection()
         self.start_compute('host2')
-        self.computes['host1'].stop()
-        service = self.admin_api.get_services(
-            binary='nova-compute', host='host1')[0]
-        self.admin_api.put_service_force_down(service['id'], True)
+        self.stop_compute('host1')
         for server in self.servers:
             self._evacuate_server(server, expected_host='host2')
         self.assertEqual(2, len(self.guests_on_host1()))

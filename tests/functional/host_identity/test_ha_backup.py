@@ -69,10 +69,7 @@ class _HABackup(libvirt_cloud.LibvirtCloudTestCase):
 
     def fail_over(self):
         """The primary's node dies; its service is seen down."""
-        self.computes[self.primary].stop()
-        service = self.admin_api.get_services(
-            binary='nova-compute', host=self.primary)[0]
-        self.admin_api.put_service_force_down(service['id'], True)
+        self.stop_compute(self.primary)
 
 
 class GuardedHABackupTest(_HABackup):
@@ -113,11 +110,6 @@ class GuardedHABackupTest(_HABackup):
 class StockHABackupTest(_HABackup):
     GUARDED = False
 
-    def set_forced_down(self, host, value):
-        service = self.admin_api.get_services(
-            binary='nova-compute', host=host)[0]
-        self.admin_api.put_service_force_down(service['id'], value)
-
     def test_backup_with_another_host_refuses_to_start(self):
         # Installed beside the primary while the hypervisor is empty: it
         # starts and registers a second compute node for the same
@@ -127,8 +119,7 @@ class StockHABackupTest(_HABackup):
         self.assertEqual([(self.primary, self.backup),
                           (self.primary, self.primary)],
                          self.hypervisor_hosts())
-        self.computes[self.backup].stop()
-        self.set_forced_down(self.backup, True)
+        self.stop_compute(self.backup)
         servers = self.boot_two()
         # Failover: the backup starts again, and takes the hypervisor.
         self.fail_over()

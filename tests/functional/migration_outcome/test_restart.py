@@ -77,11 +77,6 @@ class _RestartScenarios(object):
             self.outcome(server, migration)))
         return server, migration
 
-    def force_down(self, host):
-        service = self.admin_api.get_services(
-            binary='nova-compute', host=host)[0]
-        self.admin_api.put_service_force_down(service['id'], True)
-
 
 class GuardedRestartTest(_RestartScenarios, base.LateFailureTestCase):
 
@@ -112,8 +107,7 @@ class GuardedRestartTest(_RestartScenarios, base.LateFailureTestCase):
 
     def test_destination_restart_with_the_source_down(self):
         self.source_dies_after_switch_over(undefine_source=True)
-        self.computes[self.src].stop()
-        self.force_down(self.src)
+        self.stop_compute(self.src)
         self.restart_compute_service(self.dest)
         server, migration = self.server_and_migration(['completed'])
         self.assert_allocations_only_on(self.dest)
@@ -170,8 +164,7 @@ class StockRestartTest(_RestartScenarios, base.LateFailureTestCase):
 
     def test_destination_restart_with_the_source_down(self):
         self.source_dies_after_switch_over(undefine_source=True)
-        self.computes[self.src].stop()
-        self.force_down(self.src)
+        self.stop_compute(self.src)
         self.restart_compute_service(self.dest)
         server, migration = self.server_and_migration()
         # Stuck: MIGRATING on the source, which is down, for good.
