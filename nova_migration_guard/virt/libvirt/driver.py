@@ -154,46 +154,50 @@ class GuardedLibvirtDriver(libvirt_driver.LibvirtDriver):
         """Where a live-migrated guest runs: reconcile.decide() over what
         libvirt reports.  ``source``/``dest`` name the other host's
         address; None means this host."""
-        return reconcile.decide(self._side(instance, source),
-                                self._side(instance, dest),
-                                self._completed_job(instance, source))
+        source_side, job = self._observe(instance, source, with_job=True)
+        dest_side, _ = self._observe(instance, dest)
+        return reconcile.decide(source_side, dest_side, job)
 
-    def _domain_call(self, instance, address, read):
-        """read(domain) on this host (address None) or, read-only, on the
-        libvirt at ``address``, as Nova's migration reaches it."""
-        if address is None:
-            return read(self._host._get_domain(instance))
-        conn = self._host._connect(self._live_migration_uri(address),
-                                   read_only=True)
+    def _observe(self, instance, address, with_job=False):
+        """(Side, Job) of the guest's domain on this host (address None)
+        or, read-only, on the libvirt at ``address``, as Nova's migration
+        reaches it; one connection for both.  Job is None unless
+        ``with_job`` and libvirt has completed-job statistics."""
+        conn = None
         try:
-            try:
-                domain = conn.lookupByUUIDString(instance.uuid)
-            except _libvirt().libvirtError as exc:
-                if exc.get_error_code() == _libvirt().VIR_ERR_NO_DOMAIN:
-                    raise exception.InstanceNotFound(
-                        instance_id=instance.uuid)
-                raise
-            return read(domain)
-        finally:
-            conn.close()
-
-    def _side(self, instance, address):
-        try:
-            state, reason = self._domain_call(
-                instance, address, lambda domain: domain.state())[:2]
+            if address is None:
+                domain = self._host._get_domain(instance)
+            else:
+                conn = self._host._connect(
+                    self._live_migration_uri(address), read_only=True)
+                domain = self._lookup(conn, instance)
+            state, reason = domain.state()[:2]
+            job = self._completed_job(domain) if with_job else None
         except exception.InstanceNotFound:
-            return reconcile.Side(reconcile.ABSENT, None)
+            return reconcile.Side(reconcile.ABSENT, None), None
         except Exception as exc:
             LOG.warning('Cannot read the domain state on %s: %s',
                         address or 'this host', exc, instance=instance)
-            return reconcile.Side(reconcile.UNREACHABLE, None)
-        return reconcile.Side(state, reason)
+            return reconcile.Side(reconcile.UNREACHABLE, None), None
+        finally:
+            if conn is not None:
+                conn.close()
+        return reconcile.Side(state, reason), job
 
-    def _completed_job(self, instance, address):
+    @staticmethod
+    def _lookup(conn, instance):
         try:
-            stats = self._domain_call(
-                instance, address, lambda domain: domain.jobStats(
-                    _libvirt().VIR_DOMAIN_JOB_STATS_COMPLETED))
+            return conn.lookupByUUIDString(instance.uuid)
+        except _libvirt().libvirtError as exc:
+            if exc.get_error_code() == _libvirt().VIR_ERR_NO_DOMAIN:
+                raise exception.InstanceNotFound(instance_id=instance.uuid)
+            raise
+
+    @staticmethod
+    def _completed_job(domain):
+        try:
+            stats = domain.jobStats(
+                _libvirt().VIR_DOMAIN_JOB_STATS_COMPLETED)
         except Exception:
             return None
         if not stats or 'type' not in stats:
