@@ -57,14 +57,16 @@ def problems(my_host, my_hypervisors, doomed, local_count, max_share):
 
 def check(manager, context, evacuations, local_instances, instances):
     conf = mg_conf.CONF.migration_guard_host_identity
-    doomed = []
-    for instance in instances:
-        migration = evacuations[instance.uuid]
-        doomed.append(Doomed(
-            instance.uuid, instance.host, _hypervisors(context,
-                                                       instance.host),
-            migration.dest_compute, migration.status))
-    my_hypervisors = _hypervisors(context, manager.host)
+    # One query per host: evacuated instances usually share a few hosts.
+    hypervisors = {}
+    for host in {instance.host for instance in instances} | {manager.host}:
+        hypervisors[host] = _hypervisors(context, host)
+    doomed = [Doomed(instance.uuid, instance.host,
+                     hypervisors[instance.host],
+                     evacuations[instance.uuid].dest_compute,
+                     evacuations[instance.uuid].status)
+              for instance in instances]
+    my_hypervisors = set(hypervisors[manager.host])
     my_hypervisors |= set(manager.driver.get_available_nodes())
     found = problems(manager.host, my_hypervisors, doomed,
                      len(local_instances), conf.max_destroy_share)
