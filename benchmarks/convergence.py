@@ -8,16 +8,19 @@ libvirt-python::
     PYTHONPATH=. .tox/real-libvirt/bin/python benchmarks/convergence.py [N]
 
 N migrations per policy per workload (default 1).  The stream is capped at
-15 MiB/s; the heavy guest rewrites 128 MiB as fast as its vCPU can (about
-twice the cap), the moderate one 64 MiB at 8 MiB/s, the idle one nothing.
+15 MiB/s; the heavy guest rewrites 128 MiB at 30 MiB/s (twice the cap;
+the real-tier tests' guest), the moderate one 64 MiB at 8 MiB/s, the idle
+one nothing.
 Stock Nova runs LibvirtDriver with Nova's defaults; a migration still
 running after LIMIT seconds is aborted and counted as not completed (Nova's
 own completion timeout, 800 s per GiB, would let it run far longer).
 
 Prints a table (completion rate, median time, passes, peak auto-converge
-throttle, how it ended) to stdout and benchmarks/out/convergence.txt, and
-draws memory remaining over time for the heavy guest per policy to
-benchmarks/out/convergence.png (needs matplotlib).
+throttle, QEMU's switch-over downtime and the longest gap in the guest's
+once-a-second heartbeat, i.e. what the workload felt, pauses included)
+to stdout and benchmarks/out/convergence.txt, and draws memory remaining
+over time for the heavy guest per policy to benchmarks/out/convergence.png
+(needs matplotlib).
 """
 
 import os
@@ -30,17 +33,17 @@ import unittest
 from nova_migration_guard import report
 from nova_migration_guard.virt.libvirt import driver as guarded
 from tests.real_libvirt import base
+from tests.real_libvirt.hosts import libvirt
 from tests.real_libvirt import nova_driver
 from tests.real_libvirt import test_nova_driver
 
-BANDWIDTH_MIB_S = 15
+BANDWIDTH_MIB_S = test_nova_driver.BANDWIDTH_MIB_S
 LIMIT = 240
 MIB = 2 ** 20
 WORKLOADS = {
     'idle': {},
     'moderate': {'dirty_mb': 64, 'dirty_rate': 8},
-    'heavy': {'dirty_mb': test_nova_driver.DIRTY_MB,
-              'dirty_spin': test_nova_driver.DIRTY_SPIN},
+    'heavy': test_nova_driver.DIRTY,
 }
 POLICIES = ('stock Nova', 'minimal-downtime', 'post-copy',
             'suspend-workload')
@@ -65,17 +68,21 @@ class _Run(test_nova_driver.NovaDriverTestCase):
             **self.LIBVIRT_OPTIONS))
 
     def test_migrate(self):
-        instance, _ = self.boot('bench', memory_mib=256,
-                                **WORKLOADS[self.WORKLOAD])
+        instance, console = self.boot('bench', memory_mib=256,
+                                      **WORKLOADS[self.WORKLOAD])
         if self.POLICY != 'stock Nova':
             instance.flavor.extra_specs = {
                 'migration_guard:convergence_policy': self.POLICY}
         domain = self.conn['A'].lookupByName('bench')
         throttle, curve, stop = [0], [], threading.Event()
+        beats = []   # (when the guest's heartbeat number changed, number)
 
         def watch():   # the source's own job stats, for the throttle
             t0 = time.monotonic()
-            while not stop.wait(0.5):
+            while not stop.wait(0.2):
+                beat = self.last_heartbeat(console)
+                if not beats or beat != beats[-1][1]:
+                    beats.append((time.monotonic(), beat))
                 try:
                     stats = domain.jobStats()
                 except Exception:
@@ -94,13 +101,37 @@ class _Run(test_nova_driver.NovaDriverTestCase):
             self.nova.drivers['A'].live_migration_abort(instance)
             migrating.join(60)
         seconds = time.monotonic() - started
+        if result.get('post') and result['post'].calls:
+            # The guest's next heartbeat on the destination ends its stall.
+            self.wait_for_heartbeat_after(console,
+                                          self.last_heartbeat(console))
         stop.set()
         watcher.join(5)
         samples = self.nova.stats.of('bench', since=started)
         self.RESULT.update(
             completed=bool(result.get('post') and result['post'].calls),
             seconds=seconds, throttle=throttle[0], curve=curve,
+            downtime_ms=self._qemu_downtime(), stall=_longest_stall(beats),
             passes=max([s['memory_iteration'] for s in samples] or [0]))
+
+    def _qemu_downtime(self):
+        """QEMU's switch-over downtime (ms) of a completed migration, from
+        the destination's completed-job statistics (None if unknown)."""
+        try:
+            domain = self.conn['B'].lookupByName('bench')
+            return domain.jobStats(
+                libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED).get('downtime')
+        except libvirt.libvirtError:
+            return None
+
+
+def _longest_stall(beats):
+    """Seconds the guest printed no heartbeat (one a second while it
+    runs), the longest gap while migrating: what the workload felt,
+    pauses included."""
+    gaps = [later - earlier for (earlier, _), (later, _) in
+            zip(beats, beats[1:])]
+    return max(gaps or [0.0])
 
 
 def run_one(policy, workload):
@@ -138,10 +169,15 @@ def main(argv):
                          '%.0f' % statistics.median(r['seconds']
                                                     for r in runs),
                          '%d' % max(r['passes'] for r in runs),
-                         '%d%%' % max(r['throttle'] for r in runs)))
+                         '%d%%' % max(r['throttle'] for r in runs),
+                         _median_or_dash([r['downtime_ms'] for r in runs
+                                          if r['completed']], '%.0f'),
+                         _median_or_dash([r['stall'] for r in runs
+                                          if r['completed']], '%.1f')))
     lines = list(report.table(
         ('workload', 'policy', 'completed', 'median s', 'passes',
-         'peak throttle'), rows, right=(2, 3, 4, 5)))
+         'peak throttle', 'downtime ms', 'guest stall s'), rows,
+        right=(2, 3, 4, 5, 6, 7)))
     idle = {r[1]: float(r[3]) for r in rows if r[0] == 'idle'}
     lines.append('')
     lines.append('idle guest, minimal-downtime / stock Nova time: %.2fx' % (
@@ -149,6 +185,11 @@ def main(argv):
     report.publish('\n'.join(lines) + '\n',
                    os.path.join(OUT, 'convergence.txt'))
     _plot(curves, os.path.join(OUT, 'convergence.png'))
+
+
+def _median_or_dash(values, fmt):
+    values = [v for v in values if v is not None]
+    return fmt % statistics.median(values) if values else '-'
 
 
 def _plot(curves, path):

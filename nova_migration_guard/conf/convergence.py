@@ -11,7 +11,8 @@ With the ``convergence`` guard, live migrations of guests that dirty memory
 faster than the network copies them follow a named policy: the flavor extra
 spec ``migration_guard:convergence_policy``, else the image property
 ``migration_guard_convergence_policy``, else ``default_policy``. Built-in
-policies: minimal-downtime, post-copy, suspend-workload, large-guest.
+policies: minimal-downtime, pre-copy-only, post-copy, suspend-workload,
+large-guest.
 """)
 
 ALL_OPTS = [
@@ -20,12 +21,14 @@ ALL_OPTS = [
         default='minimal-downtime',
         mutable=True,
         help="""
-The policy of live migrations whose flavor and image name none. The default
-never disrupts the workload (downtime steps, then auto-converge, then abort).
-Choose ``post-copy`` or ``suspend-workload`` when finishing a migration
-matters more than the guest's performance for a moment, for example to drain
-hosts for maintenance. Any built-in or custom policy name; takes effect
-without a restart (SIGHUP).
+The policy of live migrations whose flavor and image name none. The default,
+minimal-downtime, keeps the guest running and finishes the migration:
+downtime steps, then auto-converge, then post-copy. Choose ``pre-copy-only``
+where a guest must never be split across two hosts (post-copy's risk: if the
+network fails during it, neither half can run), at the price of aborting
+migrations that do not converge; ``suspend-workload`` where a short pause is
+better than post-copy's page faults. Any built-in or custom policy name;
+takes effect without a restart (SIGHUP).
 """),
     cfg.MultiStrOpt(
         'custom_policies',
@@ -34,8 +37,9 @@ without a restart (SIGHUP).
         help="""
 Extra named policies, one per line: ``NAME:BASE,key=value,...``, where BASE is
 a built-in policy and the keys are downtime_steps_ms (e.g. 500/1000/3000),
-stall_passes, auto_converge, post_copy, pause (true/false) and
-seconds_per_gib. Example: ``gold:post-copy,seconds_per_gib=120``. Add one
+stall_passes, auto_converge, post_copy, pause (true/false),
+auto_converge_initial and auto_converge_increment (CPU throttle %, 1-99)
+and seconds_per_gib. Example: ``gold:post-copy,seconds_per_gib=120``. Add one
 when the built-in policies do not fit a class of guests; flavors and images
 then name it. Takes effect without a restart (SIGHUP).
 """),

@@ -31,9 +31,13 @@ class Policy:
     downtime_steps_ms: tuple = (500, 1000, 2000)
     #: Passes without enough progress before the next rung.
     stall_passes: int = 3
-    #: Auto-converge (CPU throttling) once the downtime steps are used up.
+    #: Auto-converge: QEMU throttles the guest's vCPUs while its dirty
+    #: rate outruns the copy, starting at ``auto_converge_initial`` % and
+    #: adding ``auto_converge_increment`` % per pass that still outruns it.
     auto_converge: bool = True
-    #: Then switch to post-copy, where the instance allows it.
+    auto_converge_initial: int = 20
+    auto_converge_increment: int = 10
+    #: Then switch to post-copy, where the migration allows it.
     post_copy: bool = False
     #: Then pause the guest (workload disruption) to finish.
     pause: bool = False
@@ -44,7 +48,8 @@ class Policy:
         rungs = ['downtime %s ms' % '/'.join(
             str(ms) for ms in self.downtime_steps_ms)]
         if self.auto_converge:
-            rungs.append('auto-converge')
+            rungs.append('auto-converge %d%%+%d%%' % (
+                self.auto_converge_initial, self.auto_converge_increment))
         if self.post_copy:
             rungs.append('post-copy')
         if self.pause:
@@ -54,18 +59,28 @@ class Policy:
 
 
 BUILTIN = {p.name: p for p in (
-    # Never disrupt the workload: throttle, then give up.
-    Policy('minimal-downtime'),
+    # The default: the guest keeps running throughout.  Downtime steps and
+    # auto-converge first; when the guest still outruns the copy with the
+    # CPU throttle at its maximum (or the deadline passes), post-copy: the
+    # guest runs on the destination at once and fetches its remaining
+    # pages from the source.  Only a migration that cannot use post-copy
+    # (vPMEM) is aborted.
+    Policy('minimal-downtime', post_copy=True),
+    # Never split the guest across two hosts: if the network failed during
+    # post-copy, neither half could run.  Throttle, then give up (abort;
+    # the guest stays on its source).
+    Policy('pre-copy-only'),
     # Prefer finishing quickly through post-copy (guests that tolerate the
     # page-fault latency after the switch-over) over throttling the CPU.
     Policy('post-copy', downtime_steps_ms=(500, 1000), auto_converge=False,
            post_copy=True),
-    # Batch workloads: a pause is acceptable if that is what it takes.
+    # Batch workloads: a pause is acceptable if that is what it takes, and
+    # is preferred to post-copy.
     Policy('suspend-workload', downtime_steps_ms=(500, 2000),
            pause=True),
     # Large guests: more time and larger downtime steps before escalating.
     Policy('large-guest', downtime_steps_ms=(500, 1000, 2000, 4000),
-           stall_passes=4, seconds_per_gib=600),
+           stall_passes=4, post_copy=True, seconds_per_gib=600),
 )}
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Policy) if f.name != 'name'}
@@ -103,7 +118,8 @@ def _convert(name, key, value):
             return value.lower() == 'true'
         if kind in ('int', int):
             number = int(value)
-            if number < 1:
+            if number < 1 or (key.startswith('auto_converge_') and
+                              number > 99):
                 raise ValueError(value)
             return number
         steps = tuple(int(v) for v in value.split('/'))

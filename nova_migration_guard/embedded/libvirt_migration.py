@@ -36,6 +36,33 @@ def set_state(domain, state, reason):
     domain.nmg_reason = reason
 
 
+def _job_stats(domain, flags=0):
+    passes = getattr(domain, 'nmg_passes', None)
+    if passes and domain._job_type == fakelibvirt.VIR_DOMAIN_JOB_UNBOUNDED:
+        return passes.next_sample()
+    return {'type': domain._job_type}
+
+
+class _StalledPasses(object):
+    """Job statistics of a migration that does not converge: each call
+    is a new memory pass starting with as much to send as the last."""
+
+    MIB = 2 ** 20
+
+    def __init__(self):
+        self.iteration = 0
+
+    def next_sample(self):
+        self.iteration += 1
+        return {'type': fakelibvirt.VIR_DOMAIN_JOB_UNBOUNDED,
+                'memory_iteration': self.iteration,
+                'memory_total': 256 * self.MIB,
+                'memory_processed': 120 * self.MIB * self.iteration,
+                'memory_remaining': 120 * self.MIB,
+                'memory_bps': 15 * self.MIB,
+                'time_elapsed': 8000 * self.iteration}
+
+
 class _ReadOnlyView(object):
     """Another host's fake connection as a read-only remote client sees it
     (closing the client does not close the host's connection)."""
@@ -61,6 +88,10 @@ class LibvirtMigration(fixtures.Fixture):
                        removed, the source keeps running);
     ``wait-abort``     the job runs until aborted (Nova's completion
                        timeout), then fails as cancelled;
+    ``stalling``       as wait-abort, and the job's statistics show a
+                       guest that dirties memory as fast as it is copied:
+                       every pass starts with 120 MiB to send at 15 MiB/s
+                       (what tests/traces recorded on real QEMU);
     ``postcopy-failed`` the job switched to post-copy and the connection
                        broke: both domains paused, post-copy failed;
     ``completed-then-raise`` the switch-over happened (the guest runs on the
@@ -86,6 +117,8 @@ class LibvirtMigration(fixtures.Fixture):
             self._migrate))
         self.useFixture(fixtures.MonkeyPatch(
             'nova.tests.fixtures.libvirt.Domain.abortJob', self._abort))
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.tests.fixtures.libvirt.Domain.jobStats', _job_stats))
         # Leave no migrate call blocked behind the test.
         self.addCleanup(self.release.set)
 
@@ -141,6 +174,7 @@ class LibvirtMigration(fixtures.Fixture):
     def _migrate(self, dom, dconnuri, params, flags):
         self.calls += 1
         self.source_dom = dom
+        self.params, self.flags = params, flags
         step = self.step
         if step == 'refused':
             self._fail('unable to connect to server: Connection refused')
@@ -153,7 +187,9 @@ class LibvirtMigration(fixtures.Fixture):
             dom.fail_job()
             self._fail('operation failed: migration out job: unexpectedly '
                        'failed')
-        if step == 'wait-abort':
+        if step == 'stalling':
+            dom.nmg_passes = _StalledPasses()
+        if step in ('wait-abort', 'stalling'):
             self.aborted.wait(60)
             self._cancelled(dom, incoming)
         if step == 'postcopy-failed':

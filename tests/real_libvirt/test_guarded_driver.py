@@ -102,9 +102,8 @@ class GuardedAbortedMigrationTest(test_nova_driver.NovaDriverTestCase):
             guards=('migration_outcome',), **self.LIBVIRT_OPTIONS))
 
     def test_rolled_back_once_without_error(self):
-        instance, console = self.boot(
-            'dirty', memory_mib=256, dirty_mb=test_nova_driver.DIRTY_MB,
-            dirty_spin=test_nova_driver.DIRTY_SPIN)
+        instance, console = self.boot('dirty', memory_mib=256,
+                                      **test_nova_driver.DIRTY)
         since = time.monotonic()
         migrating, result = self.migrate_in_background(instance)
         # Copying, past the first pass: the destination holds an incoming

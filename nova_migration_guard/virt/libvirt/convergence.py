@@ -12,6 +12,7 @@
   failure and cancellation are handled as Nova does.
 """
 
+import copy
 import time
 
 from nova.virt.libvirt import migration as libvirt_migrate
@@ -20,6 +21,7 @@ from oslo_log import log as logging
 from nova_migration_guard import conf as mg_conf
 from nova_migration_guard.convergence import ladder
 from nova_migration_guard.convergence import policies
+from nova_migration_guard.convergence import record
 
 LOG = logging.getLogger(__name__)
 
@@ -61,26 +63,60 @@ def start_flags(libvirt, policy, post_copy_possible):
     return flags
 
 
-class GuestWithFlags(object):
-    """A Guest whose migrate() adds ``flags`` (one migration's)."""
+def start_params(libvirt, policy):
+    """The migrate parameters the policy adds: auto-converge's initial
+    throttle and its increment (libvirt >= 2.0)."""
+    if not policy.auto_converge:
+        return {}
+    return {
+        getattr(libvirt, 'VIR_MIGRATE_PARAM_AUTO_CONVERGE_INITIAL',
+                'auto_converge.initial'): policy.auto_converge_initial,
+        getattr(libvirt, 'VIR_MIGRATE_PARAM_AUTO_CONVERGE_INCREMENT',
+                'auto_converge.increment'): policy.auto_converge_increment,
+    }
 
-    def __init__(self, guest, flags):
+
+class GuestForPolicy(object):
+    """A Guest whose migrate() adds one migration's flags and parameters
+    (the driver's own flags are shared by all its migrations)."""
+
+    def __init__(self, guest, flags, params):
         self._guest = guest
         self._flags = flags
+        self._params = params
 
     def migrate(self, *args, **kwargs):
         kwargs['flags'] = kwargs.get('flags', 0) | self._flags
-        return self._guest.migrate(*args, **kwargs)
+        # Nova's Guest.migrate builds the parameters itself: hand it a copy
+        # whose domain adds ours to them.
+        guest = copy.copy(self._guest)
+        guest._domain = _DomainWithParams(self._guest._domain, self._params)
+        return guest.migrate(*args, **kwargs)
 
     def __getattr__(self, name):
         return getattr(self._guest, name)
 
 
+class _DomainWithParams(object):
+
+    def __init__(self, domain, params):
+        self._domain = domain
+        self._params = params
+
+    def migrateToURI3(self, destination, params=None, flags=0):
+        return self._domain.migrateToURI3(
+            destination, params=dict(params or {}, **self._params),
+            flags=flags)
+
+    def __getattr__(self, name):
+        return getattr(self._domain, name)
+
+
 def monitor(driver, libvirt, context, instance, guest, dest, post_method,
             recover_method, block_migration, migrate_data, future,
-            post_copy_possible):
-    """Nova's monitor loop, with the ladder deciding."""
-    policy, source = policy_for(instance)
+            policy, source, post_copy_possible):
+    """Nova's monitor loop, with the ladder deciding; ``policy`` came
+    from ``source`` (policy_for)."""
     LOG.info('Live migration to %s follows convergence policy %s (from %s)',
              dest, policy.describe(), source, instance=instance)
     memory_bytes = instance.flavor.memory_mb * MIB
@@ -105,6 +141,8 @@ def monitor(driver, libvirt, context, instance, guest, dest, post_method,
                 post_copy_possible=post_copy_possible)
             if step.action != ladder.WAIT:
                 _apply(guest, instance, step)
+                record.record(context, instance, migration, policy, step,
+                              samples, time.monotonic() - progress.started_at)
             if info.memory_total:
                 libvirt_migrate.save_stats(
                     instance, migration, info,

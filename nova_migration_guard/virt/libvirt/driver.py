@@ -50,6 +50,12 @@ def _libvirt():
 
 class GuardedLibvirtDriver(libvirt_driver.LibvirtDriver):
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # {instance uuid: convergence Policy} of the live migrations this
+        # driver runs: chosen once, read by their operation and monitor.
+        self._convergence_policies = {}
+
     def emit_event(self, event):
         if _guard_enabled():
             action = events.interpret(getattr(event, 'detail', None))
@@ -66,6 +72,19 @@ class GuardedLibvirtDriver(libvirt_driver.LibvirtDriver):
 
     def _live_migration(self, context, instance, dest, post_method,
                         recover_method, block_migration, migrate_data):
+        if convergence.enabled():
+            self._convergence_policies[instance.uuid] = (
+                convergence.policy_for(instance))
+        try:
+            self._live_migration_ending(
+                context, instance, dest, post_method, recover_method,
+                block_migration, migrate_data)
+        finally:
+            self._convergence_policies.pop(instance.uuid, None)
+
+    def _live_migration_ending(self, context, instance, dest, post_method,
+                               recover_method, block_migration,
+                               migrate_data):
         if not _guard_enabled():
             return super()._live_migration(
                 context, instance, dest, post_method, recover_method,
@@ -121,10 +140,11 @@ class GuardedLibvirtDriver(libvirt_driver.LibvirtDriver):
                                   block_migration, migrate_data, guest,
                                   device_names):
         if convergence.enabled():
-            policy, _ = convergence.policy_for(instance)
-            flags = convergence.start_flags(
-                _libvirt(), policy, self._post_copy_possible(instance))
-            guest = convergence.GuestWithFlags(guest, flags)
+            policy, _ = self._convergence_policy(instance)
+            guest = convergence.GuestForPolicy(
+                guest, convergence.start_flags(
+                    _libvirt(), policy, self._post_copy_possible(instance)),
+                convergence.start_params(_libvirt(), policy))
         return super()._live_migration_operation(
             context, instance, dest, block_migration, migrate_data, guest,
             device_names)
@@ -138,11 +158,17 @@ class GuardedLibvirtDriver(libvirt_driver.LibvirtDriver):
                 context, instance, guest, dest, post_method,
                 recover_method, block_migration, migrate_data, future,
                 disk_paths)
-        policy, _ = convergence.policy_for(instance)
+        policy, source = self._convergence_policy(instance)
         return convergence.monitor(
             self, _libvirt(), context, instance, guest, dest, post_method,
             recover_method, block_migration, migrate_data, future,
+            policy, source,
             policy.post_copy and self._post_copy_possible(instance))
+
+    def _convergence_policy(self, instance):
+        # (policy, where its name came from)
+        return (self._convergence_policies.get(instance.uuid) or
+                convergence.policy_for(instance))
 
     def _post_copy_possible(self, instance):
         # As Nova decides for its own post-copy switch: not with vPMEM.

@@ -52,17 +52,25 @@ class DirtyingGuestTest(testtools.TestCase):
                       '117.3 MiB', reason)
         self.assertIn('allowed downtime 500 ms', reason)
 
-    def test_every_rung_then_abort(self):
-        quick = dataclasses.replace(policies.BUILTIN['minimal-downtime'],
-                                    stall_passes=1,
-                                    downtime_steps_ms=(500, 1000))
-        steps = [(s.action, s.value) for _, s in self.replay(quick)]
-        self.assertEqual([(ladder.SET_DOWNTIME, 1000), (ladder.ABORT, None)],
-                         steps)
+    def test_every_rung_then_post_copy_or_abort(self):
+        for name, post_copy, last in (
+                # The default: post-copy where the migration allows it...
+                ('minimal-downtime', True, ladder.POST_COPY),
+                # ...else (vPMEM) abort, as pre-copy-only always does.
+                ('minimal-downtime', False, ladder.ABORT),
+                ('pre-copy-only', True, ladder.ABORT)):
+            quick = dataclasses.replace(policies.BUILTIN[name],
+                                        stall_passes=1,
+                                        downtime_steps_ms=(500, 1000))
+            steps = [(s.action, s.value)
+                     for _, s in self.replay(quick, post_copy=post_copy)]
+            self.assertEqual([(ladder.SET_DOWNTIME, 1000), (last, None)],
+                             steps, name)
 
     def test_deadline_takes_the_policys_last_resort(self):
         for name, post_copy, expected in (
-                ('minimal-downtime', True, ladder.ABORT),
+                ('minimal-downtime', True, ladder.POST_COPY),
+                ('pre-copy-only', True, ladder.ABORT),
                 ('post-copy', True, ladder.POST_COPY),
                 # Post-copy not enabled for this migration: the next rung.
                 ('post-copy', False, ladder.ABORT),
@@ -119,12 +127,12 @@ class AutoConvergeTest(testtools.TestCase):
                  'memory_remaining': 120 * MIB, 'memory_bps': 15 * MIB,
                  'auto_converge_throttle': throttle} for i in range(1, 9)]
 
-    def decide(self, throttle):
-        policy = policies.BUILTIN['minimal-downtime']
+    def decide(self, throttle, name='minimal-downtime', post_copy=True):
+        policy = policies.BUILTIN[name]
         progress = ladder.start(0)._replace(
             downtime_index=len(policy.downtime_steps_ms) - 1)
         return ladder.decide(policy, progress, self.samples(throttle), 10,
-                             256 * MIB)[0]
+                             256 * MIB, post_copy_possible=post_copy)[0]
 
     def test_waits_while_the_throttle_rises(self):
         step = self.decide(60)
@@ -132,5 +140,7 @@ class AutoConvergeTest(testtools.TestCase):
         self.assertIn('auto-converge throttling the guest at 60%',
                       step.reason)
 
-    def test_aborts_once_the_throttle_is_at_its_maximum(self):
-        self.assertEqual(ladder.ABORT, self.decide(99).action)
+    def test_last_resort_once_the_throttle_is_at_its_maximum(self):
+        self.assertEqual(ladder.POST_COPY, self.decide(99).action)
+        self.assertEqual(ladder.ABORT,
+                         self.decide(99, name='pre-copy-only').action)

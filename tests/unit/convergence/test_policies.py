@@ -24,7 +24,7 @@ class SelectTest(testtools.TestCase):
         self.assertIn('image property migration_guard_convergence_policy',
                       str(error))
         self.assertIn('large-guest, minimal-downtime, post-copy, '
-                      'suspend-workload', str(error))
+                      'pre-copy-only, suspend-workload', str(error))
 
     def test_custom_policy(self):
         gold = p.parse_custom('gold:post-copy,seconds_per_gib=120,'

@@ -19,19 +19,53 @@ class StartFlagsTest(testtools.TestCase):
                                        post_copy_possible)
 
     def test_per_policy(self):
-        self.assertEqual(0x2000, self.flags('minimal-downtime'))
+        self.assertEqual(0xA000, self.flags('minimal-downtime'))
+        self.assertEqual(0x2000, self.flags('minimal-downtime',
+                                            post_copy_possible=False))
+        self.assertEqual(0x2000, self.flags('pre-copy-only'))
         self.assertEqual(0x8000, self.flags('post-copy'))
         self.assertEqual(0, self.flags('post-copy', post_copy_possible=False))
         self.assertEqual(0x2000, self.flags('suspend-workload'))
 
+    def test_params_per_policy(self):
+        self.assertEqual(
+            {'auto_converge.initial': 20, 'auto_converge.increment': 10},
+            convergence.start_params(LIBVIRT,
+                                     policies.BUILTIN['minimal-downtime']))
+        self.assertEqual({}, convergence.start_params(
+            LIBVIRT, policies.BUILTIN['post-copy']))
+
     def test_added_to_that_migrate_call_only(self):
         calls = []
-        guest = types.SimpleNamespace(
-            migrate=lambda *a, **kw: calls.append(kw), name='g')
-        wrapped = convergence.GuestWithFlags(guest, 0x8000)
-        wrapped.migrate('uri', flags=0x1)
-        self.assertEqual([{'flags': 0x8001}], calls)
+
+        class Domain(object):
+            def migrateToURI3(self, dest, params=None, flags=0):
+                calls.append((dest, params, flags))
+
+        class Guest(object):
+            # As Nova's Guest.migrate: builds params, calls its domain.
+            name = 'g'
+
+            def __init__(self):
+                self._domain = Domain()
+
+            def migrate(self, dest, flags=0, bandwidth=0):
+                self._domain.migrateToURI3(
+                    dest, params={'bandwidth': bandwidth}, flags=flags)
+
+        guest = Guest()
+        domain = guest._domain
+        wrapped = convergence.GuestForPolicy(guest, 0x8000,
+                                             {'auto_converge.initial': 40})
+        wrapped.migrate('uri', flags=0x1, bandwidth=15)
+        self.assertEqual([('uri', {'bandwidth': 15,
+                                   'auto_converge.initial': 40}, 0x8001)],
+                         calls)
         self.assertEqual('g', wrapped.name)
+        # The Guest itself is untouched: other calls go to its own domain.
+        self.assertIs(domain, guest._domain)
+        guest.migrate('uri2')
+        self.assertEqual(('uri2', {'bandwidth': 0}, 0), calls[-1])
 
 
 class PolicyForTest(testtools.TestCase):
