@@ -79,7 +79,7 @@ status=0
 run_env unit 600 || status=1
 run_env functional 1500 || status=1
 run_env nova-patched 1800 || status=1
-run_env real-libvirt 900 || status=1
+run_env real-libvirt 1200 || status=1
 run_env devstack 600 || status=1
 
 step "summary"

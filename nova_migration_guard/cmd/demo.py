@@ -14,6 +14,11 @@ def add_parser(subparsers):
                     '(test-requirements.txt).')
     parser.add_argument('--json', action='store_true',
                         help='print the results as JSON on stdout')
+    parser.add_argument('--real', action='store_true',
+                        help='also run the real hypervisor scenarios (two '
+                             'libvirt daemons and a QEMU guest on this '
+                             'machine; root, after '
+                             'tools/install-real-libvirt.sh; ~5 minutes)')
     parser.add_argument('--scenario', action='append', metavar='NAME',
                         help='run only this scenario (repeatable)')
     parser.add_argument('--log-file', metavar='PATH',
@@ -41,7 +46,7 @@ def run(args):
     # (patches) must not need.
     from nova_migration_guard.demo import runner
     code = runner.run(names=args.scenario, as_json=args.json, out=out,
-                      progress=progress)
+                      progress=progress, real=args.real)
     out.flush()
     progress.flush()
     return code

@@ -23,11 +23,18 @@ class DemoError(Exception):
     pass
 
 
-def run_on_cloud(scenario, guards):
+def run_on_cloud(scenario, guards, progress=None):
     """Run the scenario on an embedded cloud with ``guards``; returns the
     Outcome."""
     if scenario.logic_only:
         return scenario.run_logic(guarded=bool(guards))
+    if scenario.real_only:
+        try:
+            return scenario.run_real(bool(guards), progress or (
+                lambda line: None))
+        except Exception as exc:
+            raise DemoError('%s (%s) did not run to the end: %s: %s' % (
+                scenario.name, guards or 'stock', type(exc).__name__, exc))
     if scenario.cloud_class is None:
         attributes = dict(
             NUMBER_OF_COMPUTES=scenario.computes,
@@ -48,17 +55,45 @@ def run_on_cloud(scenario, guards):
                         % (scenario.name, guards or 'stock', exc))
 
 
-def run(names=None, as_json=False, out=sys.stdout, progress=sys.stderr):
+def real_tier_problem(real):
+    """Why the real-tier scenarios do not run (None: they do)."""
+    if not real:
+        return 'skipped: needs --real (two libvirt daemons, QEMU)'
+    from nova_migration_guard.embedded.real_libvirt import cloud
+    try:
+        cloud.check_environment()
+    except cloud.Unavailable as exc:
+        return 'skipped: %s' % exc
+    return None
+
+
+def run(names=None, as_json=False, out=sys.stdout, progress=sys.stderr,
+        real=False):
     """Run the scenarios; returns the exit code (1 if a guarded outcome is
-    wrong or a scenario could not run)."""
+    wrong or a scenario could not run).  ``real``: also the scenarios of
+    the real hypervisor tier."""
     chosen = [s for s in scenarios_mod.SCENARIOS
               if not names or s.name in names]
     rows = []
     status = 0
+    skip_real = (real_tier_problem(real)
+                 if any(s.real_only for s in chosen) else None)
+
+    def say(line):
+        print(line, file=progress, flush=True)
+
     for i, scenario in enumerate(chosen, 1):
         row = {'scenario': scenario.name, 'title': scenario.title,
                'guard': scenario.guard}
         modes = [(STOCK, ())]
+        if scenario.real_only and skip_real:
+            for mode in (STOCK, GUARDED):
+                row[mode] = {'summary': skip_real, 'ok': None,
+                             'details': {}}
+            say('[%d/%d] %s: %s' % (i, len(chosen), scenario.title,
+                                    skip_real))
+            rows.append(row)
+            continue
         if scenario.guard in guard_conf.PLANNED_GUARDS:
             row[GUARDED] = {'summary': 'guard %s not available yet'
                                        % scenario.guard,
@@ -70,7 +105,7 @@ def run(names=None, as_json=False, out=sys.stdout, progress=sys.stderr):
                                           mode), file=progress, flush=True)
             started = time.monotonic()
             try:
-                outcome = run_on_cloud(scenario, guards)
+                outcome = run_on_cloud(scenario, guards, say)
             except DemoError as exc:
                 row[mode] = {'summary': 'could not run: %s' % exc,
                              'ok': False, 'details': {}}

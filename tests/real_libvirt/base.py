@@ -7,19 +7,13 @@ CI=true, where that is a failure: CI must run this tier.
 """
 
 import os
-import re
-import time
-import uuid
 
 from oslotest import base
 
-from tests.real_libvirt import guest_image
-from tests.real_libvirt import hosts
-
-# How long a TCG guest may take from create() to GUEST-UP on its console.
-BOOT_TIMEOUT = 60.0
-
-_HEARTBEAT = re.compile(r'^heartbeat (\d+) ', re.MULTILINE)
+from nova_migration_guard.embedded.real_libvirt import cloud
+from nova_migration_guard.embedded.real_libvirt import guest_image
+from nova_migration_guard.embedded.real_libvirt import guests
+from nova_migration_guard.embedded.real_libvirt import hosts
 
 
 class RealLibvirtTestCase(base.BaseTestCase):
@@ -31,73 +25,43 @@ class RealLibvirtTestCase(base.BaseTestCase):
 
     def setUp(self):
         super().setUp()
-        problem = hosts.environment_problem()
-        if problem:
+        try:
+            cloud.check_environment()
+        except cloud.Unavailable as exc:
             if os.environ.get('CI', '').lower() == 'true':
-                self.fail('CI=true requires the real libvirt tier: '
-                          + problem)
-            self.skipTest(problem)
-        self.image = guest_image.ensure_image()
+                self.fail('CI=true requires the real libvirt tier: %s'
+                          % exc)
+            self.skipTest(str(exc))
         if self.start_hosts:
-            self.hosts = self.useFixture(hosts.TwoLibvirtHosts(
-                capabilities_cache=self.capabilities_cache()))
-            self.events = self.useFixture(hosts.EventRecorder())
-            self.conn = {}
-            for host in (self.hosts.a, self.hosts.b):
-                self.conn[host.name] = self.hosts.connect(host)
-                self.events.watch(self.conn[host.name], host.name)
+            self.cloud = self.useFixture(cloud.RealLibvirtCloud())
+            self.image = self.cloud.image
+            self.hosts = self.cloud.hosts
+            self.events = self.cloud.events
+            self.conn = self.cloud.conn
+        else:
+            self.image = guest_image.ensure_image()
 
     def create_guest(self, conn, name, console_dir, memory_mib=128,
                      **dirty):
         """Define and start a guest on conn; returns (domain, console log
         path).  dirty takes dirty_mb, dirty_rate and dirty_spin."""
-        console = os.path.join(console_dir, 'console-%s.log' % name)
-        xml = guest_image.domain_xml(
-            name=name, uuid=uuid.uuid4(), memory_mib=memory_mib, vcpus=1,
-            kernel=self.image.kernel, initrd=self.image.initrd,
-            console_log=console, **dirty)
-        domain = conn.defineXML(xml)
-        domain.create()
-        return domain, console
+        return guests.create(conn, self.image, name, console_dir,
+                             memory_mib=memory_mib, **dirty)
 
     def start_guest(self, conn, name, console_dir, **kwargs):
         """create_guest(), then wait until the guest booted."""
         domain, console = self.create_guest(conn, name, console_dir,
                                             **kwargs)
-        deadline = time.monotonic() + BOOT_TIMEOUT
-        while 'GUEST-UP' not in self.console(console):
-            if time.monotonic() > deadline:
-                self.fail('guest %s did not boot within %s s; console: %s'
-                          % (name, BOOT_TIMEOUT, self.console(console)))
-            time.sleep(0.1)
+        guests.wait_booted(name, console)
         return domain, console
 
     @staticmethod
     def capabilities_cache():
-        return os.path.join(guest_image.cache_dir(), 'qemu-capabilities')
+        return cloud.capabilities_cache()
 
-    @staticmethod
-    def console(path):
-        try:
-            with open(path, errors='replace') as f:
-                return f.read()
-        except FileNotFoundError:
-            return ''
-
-    def last_heartbeat(self, console):
-        """Number of the guest's last heartbeat line, -1 before the first."""
-        beats = _HEARTBEAT.findall(self.console(console))
-        return int(beats[-1]) if beats else -1
-
-    def wait_for_heartbeat_after(self, console, number, timeout=20.0):
-        """Wait until the guest printed a heartbeat numbered above number."""
-        deadline = time.monotonic() + timeout
-        while self.last_heartbeat(console) <= number:
-            if time.monotonic() > deadline:
-                self.fail('no heartbeat after #%d within %s s; console '
-                          'tail: %s' % (number, timeout,
-                                        self.console(console)[-500:]))
-            time.sleep(0.1)
+    console = staticmethod(guests.console)
+    last_heartbeat = staticmethod(guests.last_heartbeat)
+    wait_for_heartbeat_after = staticmethod(guests.wait_for_heartbeat_after)
 
     def live_migrate(self, domain, dest):
         """Migrate as Nova's libvirt driver does by default (no block

@@ -14,18 +14,15 @@ the migration; with KVM auto-converge usually does.)  The other policies'
 last resorts run once each: post-copy, pause, abort.
 """
 
-import logging
 import time
 
-import fixtures
 from testtools.content import text_content
 
 from nova_migration_guard.convergence import ladder
 from nova_migration_guard.convergence import policies
-from nova_migration_guard.virt.libvirt import convergence
 from nova_migration_guard.virt.libvirt import driver as guarded
 from tests.real_libvirt import base
-from tests.real_libvirt import nova_driver
+from nova_migration_guard.embedded.real_libvirt import nova_driver
 from tests.real_libvirt import test_nova_driver
 
 
@@ -49,7 +46,7 @@ class _ConvergenceTest(test_nova_driver.NovaDriverTestCase):
         if self.CONVERGENCE_OPTIONS:
             self.nova.conf.config(group='migration_guard_convergence',
                                   **self.CONVERGENCE_OPTIONS)
-        self.log = self.useFixture(_StepLog())
+        self.log = self.useFixture(nova_driver.ConvergenceStepLog())
 
     def migrate_dirty_guest(self):
         instance, self.guest_console = self.boot(
@@ -86,27 +83,6 @@ class _ConvergenceTest(test_nova_driver.NovaDriverTestCase):
         self.assert_runs_only_on('dirty', self.hosts.a, self.hosts.b)
         self.wait_for_heartbeat_after(self.guest_console,
                                       self.last_heartbeat(self.guest_console))
-
-
-class _StepLog(fixtures.Fixture):
-    """The ladder's steps, as the guarded driver logs them."""
-
-    def _setUp(self):
-        self.records = []
-        handler = logging.Handler()
-        handler.emit = self.records.append
-        logger = logging.getLogger(convergence.__name__)
-        logger.addHandler(handler)
-        self.addCleanup(logger.removeHandler, handler)
-
-    def steps(self):
-        return [m for m in (r.getMessage() for r in self.records)
-                if m.startswith('Convergence: ')]
-
-    def actions(self):
-        """['set-downtime', ..., 'post-copy']"""
-        return [m[len('Convergence: '):].split(':')[0].split()[0]
-                for m in self.steps()]
 
 
 class DefaultPolicyTest(_ConvergenceTest):

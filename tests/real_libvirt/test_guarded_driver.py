@@ -12,8 +12,8 @@ from nova.virt.libvirt import guest as libvirt_guest
 
 from nova_migration_guard.virt.libvirt import driver as guarded
 from tests.real_libvirt import base
-from tests.real_libvirt.hosts import libvirt
-from tests.real_libvirt import nova_driver
+from nova_migration_guard.embedded.real_libvirt.hosts import libvirt
+from nova_migration_guard.embedded.real_libvirt import nova_driver
 from tests.real_libvirt import test_nova_driver
 
 

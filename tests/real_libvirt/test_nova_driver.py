@@ -1,5 +1,6 @@
 """Live migration through Nova's own libvirt driver code on the two real
-daemons (what is real and what is stubbed: tests/real_libvirt/nova_driver.py).
+daemons (what is real and what is stubbed:
+nova_migration_guard/embedded/real_libvirt/nova_driver.py).
 """
 
 import os
@@ -10,8 +11,8 @@ from nova.virt import event as virtevent
 from testtools.content import text_content
 
 from tests.real_libvirt import base
-from tests.real_libvirt import nova_driver
-from tests.real_libvirt.hosts import libvirt
+from nova_migration_guard.embedded.real_libvirt import nova_driver
+from nova_migration_guard.embedded.real_libvirt.hosts import libvirt
 from tests import traces
 
 # The dirtying guest: rewrites a 128 MiB region at 30 MiB/s, twice what

@@ -31,6 +31,13 @@ class PackagingTestCase(testtools.TestCase):
             self.assertTrue(patch.is_file(), patch)
             self.assertTrue(patch.is_relative_to(root))
 
+    def test_real_tier_guest_sources_installed(self):
+        # demo --real builds the guest's initramfs from them.
+        names = {str(f) for f in DIST.files or ()}
+        for name in ('init', 'dirty.c'):
+            self.assertIn('nova_migration_guard/embedded/real_libvirt/guest/'
+                          + name, names)
+
     def test_entry_points(self):
         eps = {(ep.group, ep.name): ep.value for ep in DIST.entry_points}
         self.assertEqual('nova_migration_guard.hooks:MigrationGuardHooks',

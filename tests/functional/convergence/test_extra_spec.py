@@ -37,7 +37,7 @@ class ConvergencePolicyExtraSpecTest(base.EmbeddedCloudTestCase):
         text = error.response.text
         self.assertIn('migration_guard:convergence_policy', text)
         self.assertIn('accepted values: large-guest, minimal-downtime, '
-                      'post-copy, suspend-workload', text)
+                      'post-copy, pre-copy-only, suspend-workload', text)
         self.assertEqual({}, self.extra_specs())
 
     def test_custom_policy_from_config_accepted_without_restart(self):

@@ -8,7 +8,8 @@ whose region, rate and CPU cost come from the kernel command line.
 The kernel and busybox come from the Debian archive (``apt-get download``:
 the machine's apt sources, no installation).  Everything is built once into
 the cache directory, ``$NMG_REAL_LIBVIRT_CACHE`` or
-``<repo>/.cache/real-libvirt``; the initramfs name carries a hash of its
+``$XDG_CACHE_HOME/nova-migration-guard/real-libvirt`` (``~/.cache/...``);
+the initramfs name carries a hash of its
 inputs, so editing the guest sources rebuilds it.
 """
 
@@ -26,7 +27,6 @@ from xml.sax import saxutils
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _GUEST_SRC = os.path.join(_HERE, 'guest')
-_REPO = os.path.dirname(os.path.dirname(_HERE))
 
 # Empty directories the init mounts proc, sysfs and devtmpfs on.
 _INITRD_DIRS = ('bin', 'dev', 'proc', 'sys', 'tmp')
@@ -35,8 +35,9 @@ GuestImage = collections.namedtuple('GuestImage', 'kernel initrd')
 
 
 def cache_dir():
-    return (os.environ.get('NMG_REAL_LIBVIRT_CACHE')
-            or os.path.join(_REPO, '.cache', 'real-libvirt'))
+    return (os.environ.get('NMG_REAL_LIBVIRT_CACHE') or os.path.join(
+        os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache'),
+        'nova-migration-guard', 'real-libvirt'))
 
 
 def _run(cmd, cwd=None, stdout=subprocess.PIPE):

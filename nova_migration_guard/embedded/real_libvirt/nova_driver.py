@@ -31,6 +31,7 @@ test process, so the event loop thread is started once (by the hosts
 fixture) instead of once per Host.
 """
 
+import logging
 import threading
 import time
 
@@ -46,7 +47,8 @@ from nova import thread_pool_factory
 from nova.virt.libvirt import driver as libvirt_driver
 from nova.virt.libvirt import guest as libvirt_guest
 
-from tests.real_libvirt import hosts
+from nova_migration_guard.embedded.real_libvirt import hosts
+from nova_migration_guard.virt.libvirt import convergence as ladder_io
 
 CONF = nova.conf.CONF
 
@@ -264,3 +266,24 @@ class NovaLibvirtHosts(fixtures.Fixture):
         except Exception as exc:  # e.g. an aborted job: the test decides
             return post, recover, data, exc
         return post, recover, data, None
+
+
+class ConvergenceStepLog(fixtures.Fixture):
+    """The convergence ladder's steps, as the guarded driver logs them."""
+
+    def _setUp(self):
+        self.records = []
+        handler = logging.Handler()
+        handler.emit = self.records.append
+        logger = logging.getLogger(ladder_io.__name__)
+        logger.addHandler(handler)
+        self.addCleanup(logger.removeHandler, handler)
+
+    def steps(self):
+        return [m for m in (r.getMessage() for r in self.records)
+                if m.startswith('Convergence: ')]
+
+    def actions(self):
+        """['set-downtime', ..., 'post-copy']"""
+        return [m[len('Convergence: '):].split(':')[0].split()[0]
+                for m in self.steps()]

@@ -1,0 +1,65 @@
+"""Test guests on the real daemons: define, boot, and read the serial
+console (``GUEST-UP``, then a numbered heartbeat every second)."""
+
+import os
+import re
+import time
+import uuid
+
+from nova_migration_guard.embedded.real_libvirt import guest_image
+
+# How long a TCG guest may take from create() to GUEST-UP on its console.
+BOOT_TIMEOUT = 60.0
+
+_HEARTBEAT = re.compile(r'^heartbeat (\d+) ', re.MULTILINE)
+
+
+class GuestError(Exception):
+    """A guest did not boot, or stopped printing heartbeats."""
+
+
+def create(conn, image, name, console_dir, memory_mib=128, **dirty):
+    """Define and start a guest on conn; returns (domain, console log
+    path).  dirty takes dirty_mb, dirty_rate and dirty_spin."""
+    console_path = os.path.join(console_dir, 'console-%s.log' % name)
+    xml = guest_image.domain_xml(
+        name=name, uuid=uuid.uuid4(), memory_mib=memory_mib, vcpus=1,
+        kernel=image.kernel, initrd=image.initrd, console_log=console_path,
+        **dirty)
+    domain = conn.defineXML(xml)
+    domain.create()
+    return domain, console_path
+
+
+def wait_booted(name, console_path, timeout=BOOT_TIMEOUT):
+    deadline = time.monotonic() + timeout
+    while 'GUEST-UP' not in console(console_path):
+        if time.monotonic() > deadline:
+            raise GuestError('guest %s did not boot within %s s; console: '
+                             '%s' % (name, timeout, console(console_path)))
+        time.sleep(0.1)
+
+
+def console(path):
+    try:
+        with open(path, errors='replace') as f:
+            return f.read()
+    except FileNotFoundError:
+        return ''
+
+
+def last_heartbeat(console_path):
+    """Number of the guest's last heartbeat line, -1 before the first."""
+    beats = _HEARTBEAT.findall(console(console_path))
+    return int(beats[-1]) if beats else -1
+
+
+def wait_for_heartbeat_after(console_path, number, timeout=20.0):
+    """Wait until the guest printed a heartbeat numbered above number."""
+    deadline = time.monotonic() + timeout
+    while last_heartbeat(console_path) <= number:
+        if time.monotonic() > deadline:
+            raise GuestError('no heartbeat after #%d within %s s; console '
+                             'tail: %s' % (number, timeout,
+                                           console(console_path)[-500:]))
+        time.sleep(0.1)
