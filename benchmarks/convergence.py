@@ -33,8 +33,8 @@ import unittest
 from nova_migration_guard import report
 from nova_migration_guard.virt.libvirt import driver as guarded
 from tests.real_libvirt import base
-from tests.real_libvirt.hosts import libvirt
-from tests.real_libvirt import nova_driver
+from nova_migration_guard.embedded.real_libvirt.hosts import libvirt
+from nova_migration_guard.embedded.real_libvirt import nova_driver
 from tests.real_libvirt import test_nova_driver
 
 BANDWIDTH_MIB_S = test_nova_driver.BANDWIDTH_MIB_S
