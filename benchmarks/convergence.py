@@ -17,7 +17,8 @@ own completion timeout, 800 s per GiB, would let it run far longer).
 
 Prints a table (completion rate, median time, passes, peak auto-converge
 throttle, QEMU's switch-over downtime and the longest gap in the guest's
-once-a-second heartbeat, i.e. what the workload felt, pauses included)
+once-a-second heartbeat, i.e. what the workload felt, pauses included,
+and how many guests still printed heartbeats afterwards)
 to stdout and benchmarks/out/convergence.txt, and draws memory remaining
 over time for the heavy guest per policy to benchmarks/out/convergence.png
 (needs matplotlib).
@@ -30,11 +31,12 @@ import threading
 import time
 import unittest
 
+from nova_migration_guard.embedded.real_libvirt import guests
+from nova_migration_guard.embedded.real_libvirt.hosts import libvirt
+from nova_migration_guard.embedded.real_libvirt import nova_driver
 from nova_migration_guard import report
 from nova_migration_guard.virt.libvirt import driver as guarded
 from tests.real_libvirt import base
-from nova_migration_guard.embedded.real_libvirt.hosts import libvirt
-from nova_migration_guard.embedded.real_libvirt import nova_driver
 from tests.real_libvirt import test_nova_driver
 
 BANDWIDTH_MIB_S = test_nova_driver.BANDWIDTH_MIB_S
@@ -101,17 +103,23 @@ class _Run(test_nova_driver.NovaDriverTestCase):
             self.nova.drivers['A'].live_migration_abort(instance)
             migrating.join(60)
         seconds = time.monotonic() - started
-        if result.get('post') and result['post'].calls:
-            # The guest's next heartbeat on the destination ends its stall.
-            self.wait_for_heartbeat_after(console,
-                                          self.last_heartbeat(console))
+        completed = bool(result.get('post') and result['post'].calls)
+        alive = True
+        try:
+            # The guest's next heartbeat (on the destination if it moved)
+            # ends its stall and shows it survived.
+            guests.wait_for_heartbeat_after(console,
+                                            self.last_heartbeat(console))
+        except guests.GuestError:
+            alive = False
         stop.set()
         watcher.join(5)
         samples = self.nova.stats.of('bench', since=started)
         self.RESULT.update(
-            completed=bool(result.get('post') and result['post'].calls),
+            completed=completed, alive=alive,
             seconds=seconds, throttle=throttle[0], curve=curve,
-            downtime_ms=self._qemu_downtime(), stall=_longest_stall(beats),
+            downtime_ms=self._qemu_downtime(),
+            stall=_longest_stall(beats) if alive else None,
             passes=max([s['memory_iteration'] for s in samples] or [0]))
 
     def _qemu_downtime(self):
@@ -142,6 +150,7 @@ def run_one(policy, workload):
     case.run(outcome)
     problems = outcome.errors + outcome.failures
     if problems:
+        report.progress(problems[0][1])
         raise RuntimeError(problems[0][1].strip().splitlines()[-1])
     return result
 
@@ -173,11 +182,13 @@ def main(argv):
                          _median_or_dash([r['downtime_ms'] for r in runs
                                           if r['completed']], '%.0f'),
                          _median_or_dash([r['stall'] for r in runs
-                                          if r['completed']], '%.1f')))
+                                          if r['completed']], '%.1f'),
+                         '%d/%d' % (sum(r['alive'] for r in runs),
+                                    len(runs))))
     lines = list(report.table(
         ('workload', 'policy', 'completed', 'median s', 'passes',
-         'peak throttle', 'downtime ms', 'guest stall s'), rows,
-        right=(2, 3, 4, 5, 6, 7)))
+         'peak throttle', 'downtime ms', 'guest stall s', 'alive after'),
+        rows, right=(2, 3, 4, 5, 6, 7, 8)))
     idle = {r[1]: float(r[3]) for r in rows if r[0] == 'idle'}
     lines.append('')
     lines.append('idle guest, minimal-downtime / stock Nova time: %.2fx' % (
