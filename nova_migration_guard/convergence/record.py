@@ -32,12 +32,10 @@ EVENT_PREFIX = 'migration_guard_convergence_'
 NOTIFICATION_PREFIX = 'migration_guard.convergence.'
 
 
-class _Registry(ovo_base.VersionedObjectRegistry):
-    """Our own registry: Nova's object list (and its hash tests) stay as
-    they are."""
-
-
-@_Registry.register
+# Fields made properties but not registered: oslo.versionedobjects has one
+# registry per process, shared with Nova's objects (and Nova's object hash
+# tests); the payload is only serialized here, never loaded back.
+@ovo_base.VersionedObjectRegistry.register_if(False)
 class ConvergenceStepPayload(ovo_base.VersionedObject):
     """One step of the convergence ladder and the numbers behind it."""
 
