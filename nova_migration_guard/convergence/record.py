@@ -61,9 +61,14 @@ class ConvergenceStepPayload(ovo_base.VersionedObject):
     }
 
 
+def _action(step):
+    """``set_downtime``, ``post_copy``, ``pause``, ``abort``."""
+    return step.action.replace('-', '_')
+
+
 def step_name(step):
     """``set_downtime_1000ms``, ``post_copy``, ``pause``, ``abort``."""
-    name = step.action.replace('-', '_')
+    name = _action(step)
     return '%s_%dms' % (name, step.value) if step.value else name
 
 
@@ -122,5 +127,5 @@ def _notify(context, host, step, body):
     if rpc.NOTIFIER is None:
         return
     notifier = rpc.get_versioned_notifier('nova-compute:%s' % host)
-    notifier.info(context, NOTIFICATION_PREFIX + step.action.replace('-', '_'),
+    notifier.info(context, NOTIFICATION_PREFIX + _action(step),
                   body.obj_to_primitive())

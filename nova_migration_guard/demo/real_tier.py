@@ -18,12 +18,8 @@ as one JSON object (summary, ok, details).
 
 import json
 import sys
-import threading
 import time
 
-DIRTY = {'dirty_mb': 128, 'dirty_rate': 30, 'dirty_spin': 1000}
-LIBVIRT_OPTIONS = {'live_migration_bandwidth': 15,
-                   'live_migration_completion_timeout': 60}
 MIB = 2.0 ** 20
 
 
@@ -44,15 +40,15 @@ def migrate(guarded):
                 driver_class=driver.GuardedLibvirtDriver if guarded else None,
                 guards=('convergence', 'migration_outcome')
                 if guarded else (),
-                **LIBVIRT_OPTIONS) as nova:
-        domain, _ = real.start_guest('A', 'dirty', memory_mib=256, **DIRTY)
+                live_migration_bandwidth=nova_driver.BANDWIDTH_MIB_S,
+                live_migration_completion_timeout=(
+                    nova_driver.SHORT_COMPLETION_TIMEOUT_S_PER_GIB)) as nova:
+        domain, _ = real.start_guest('A', 'dirty', memory_mib=256,
+                                     **nova_driver.DIRTY_TWICE_THE_CAP)
         instance = nova.instance(domain.UUIDString(), 'dirty', 256)
         started = time.monotonic()
-        result = {}
-        migrating = threading.Thread(target=lambda: result.update(zip(
-            ('post', 'recover', 'data', 'error'), nova.live_migrate(
-                real.hosts.a, real.hosts.b, instance))), daemon=True)
-        migrating.start()
+        migrating, result = nova.live_migrate_in_background(
+            real.hosts.a, real.hosts.b, instance)
         while migrating.is_alive():
             migrating.join(15)
             samples = nova.stats.of('dirty', since=started)
@@ -61,11 +57,10 @@ def migrate(guarded):
                     time.monotonic() - started,
                     samples[-1]['memory_iteration'],
                     samples[-1]['memory_remaining'] / MIB))
-        samples = nova.stats.of('dirty', since=started)
         return describe(
             completed=bool(result['post'].calls),
             seconds=time.monotonic() - started,
-            passes=max([s['memory_iteration'] for s in samples] or [0]),
+            passes=nova.stats.passes('dirty', since=started),
             running_on=real.running_on('dirty'), actions=steps.actions(),
             error=result['error'])
 

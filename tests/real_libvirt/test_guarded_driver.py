@@ -93,7 +93,7 @@ class GuardedAbortedMigrationTest(test_nova_driver.NovaDriverTestCase):
     rolls back once and lets nothing reach that error handling."""
 
     LIBVIRT_OPTIONS = {
-        'live_migration_bandwidth': test_nova_driver.BANDWIDTH_MIB_S}
+        'live_migration_bandwidth': nova_driver.BANDWIDTH_MIB_S}
 
     def setUp(self):
         base.RealLibvirtTestCase.setUp(self)
@@ -103,7 +103,7 @@ class GuardedAbortedMigrationTest(test_nova_driver.NovaDriverTestCase):
 
     def test_rolled_back_once_without_error(self):
         instance, console = self.boot('dirty', memory_mib=256,
-                                      **test_nova_driver.DIRTY)
+                                      **nova_driver.DIRTY_TWICE_THE_CAP)
         since = time.monotonic()
         migrating, result = self.migrate_in_background(instance)
         # Copying, past the first pass: the destination holds an incoming

@@ -4,7 +4,6 @@ nova_migration_guard/embedded/real_libvirt/nova_driver.py).
 """
 
 import os
-import threading
 import time
 
 from nova.virt import event as virtevent
@@ -15,16 +14,6 @@ from nova_migration_guard.embedded.real_libvirt import nova_driver
 from nova_migration_guard.embedded.real_libvirt.hosts import libvirt
 from tests import traces
 
-# The dirtying guest: rewrites a 128 MiB region at 30 MiB/s, twice what
-# the migration stream (capped at 15 MiB/s) copies.  The per-page spin
-# makes the writes cost vCPU time (auto-converge's throttle could slow
-# them), the rate cap makes the dirty rate the same on any machine.
-DIRTY = {'dirty_mb': 128, 'dirty_rate': 30, 'dirty_spin': 1000}
-BANDWIDTH_MIB_S = 15
-# Nova's completion timeout per GiB (min. 2 GiB per guest) for the stock
-# run: 120 s instead of the default 800 s/GiB's 1600 s, to fit CI.  The
-# passes never shrink, so the longer default ends the same way.
-COMPLETION_TIMEOUT_S_PER_GIB = 60
 # Iterations (memory passes) to watch before deciding it does not converge.
 PASSES = 6
 
@@ -75,19 +64,14 @@ class NovaDriverTestCase(base.RealLibvirtTestCase):
         """Live-migrate ``instance`` from A to B in a thread; returns the
         thread and the dict it fills with post, recover, data and error
         (as NovaLibvirtHosts.live_migrate returns them)."""
-        result = {}
-        migrating = threading.Thread(target=lambda: result.update(zip(
-            ('post', 'recover', 'data', 'error'), self.nova.live_migrate(
-                self.hosts.a, self.hosts.b, instance))), daemon=True)
-        migrating.start()
-        return migrating, result
+        return self.nova.live_migrate_in_background(
+            self.hosts.a, self.hosts.b, instance)
 
     def wait_for_passes(self, name, since, passes, migrating, timeout):
         """Wait until the migration of ``name`` started its ``passes``th
         memory pass (job-stats memory_iteration) while still running."""
         def iterations():
-            samples = self.nova.stats.of(name, since=since)
-            return max([s['memory_iteration'] for s in samples] or [0])
+            return self.nova.stats.passes(name, since=since)
 
         deadline = time.monotonic() + timeout
         while iterations() < passes:
@@ -156,18 +140,20 @@ class IdleGuestTest(NovaDriverTestCase):
 
 class DirtyingGuestTest(NovaDriverTestCase):
     """Stock Nova settings but a 15 MiB/s migration bandwidth cap and a
-    shorter completion timeout (COMPLETION_TIMEOUT_S_PER_GIB)."""
+    shorter completion timeout (SHORT_COMPLETION_TIMEOUT_S_PER_GIB)."""
 
     LIBVIRT_OPTIONS = {
-        'live_migration_bandwidth': BANDWIDTH_MIB_S,
-        'live_migration_completion_timeout': COMPLETION_TIMEOUT_S_PER_GIB}
+        'live_migration_bandwidth': nova_driver.BANDWIDTH_MIB_S,
+        'live_migration_completion_timeout':
+            nova_driver.SHORT_COMPLETION_TIMEOUT_S_PER_GIB}
 
     def test_does_not_converge_before_novas_timeout(self):
         """The guest dirtying at twice the bandwidth cap, stock Nova's
         monitor (nova/virt/libvirt/migration.py's downtime steps): passes
         go on, never converging, until Nova's completion timeout aborts
         the job."""
-        instance, console = self.boot('dirty', memory_mib=256, **DIRTY)
+        instance, console = self.boot('dirty', memory_mib=256,
+                                      **nova_driver.DIRTY_TWICE_THE_CAP)
         since = time.monotonic()
         migrating, result = self.migrate_in_background(instance)
         self.wait_for_passes('dirty', since, PASSES, migrating, 180)
@@ -185,7 +171,7 @@ class DirtyingGuestTest(NovaDriverTestCase):
                 n = sample['memory_iteration']
                 left_per_pass[n] = max(left_per_pass.get(n, 0),
                                        sample['memory_remaining'])
-        budget = (BANDWIDTH_MIB_S << 20) * (
+        budget = (nova_driver.BANDWIDTH_MIB_S << 20) * (
             nova_driver.CONF.libvirt.live_migration_downtime / 1000.0)
         self.addDetail('MiB left at the start of each pass', text_content(
             ', '.join('%d: %.1f' % (n, left / 2.0 ** 20)
@@ -195,7 +181,7 @@ class DirtyingGuestTest(NovaDriverTestCase):
             self.assertGreater(left, budget, 'pass %d' % n)
 
         # Nova's completion timeout (2 GiB x 60 s) aborts it.
-        migrating.join(2 * COMPLETION_TIMEOUT_S_PER_GIB + 60)
+        migrating.join(2 * nova_driver.SHORT_COMPLETION_TIMEOUT_S_PER_GIB + 60)
         self.assertFalse(migrating.is_alive())
         self.addDetail('ended after', text_content(
             '%.0f s' % (time.monotonic() - since)))

@@ -52,6 +52,18 @@ from nova_migration_guard.virt.libvirt import convergence as ladder_io
 
 CONF = nova.conf.CONF
 
+# The non-converging setup of the real-tier tests, the benchmark and the
+# demo: a guest rewriting 128 MiB at 30 MiB/s, twice what the migration
+# stream (capped at 15 MiB/s) copies.  The per-page spin makes the writes
+# cost vCPU time (auto-converge's throttle could slow them), the rate cap
+# makes the dirty rate the same on any machine.
+DIRTY_TWICE_THE_CAP = {'dirty_mb': 128, 'dirty_rate': 30, 'dirty_spin': 1000}
+BANDWIDTH_MIB_S = 15
+# Nova's completion timeout per GiB (min. 2 GiB per guest) for stock runs of
+# that guest: 120 s instead of the default 800 s/GiB's 1600 s.  The passes
+# never shrink, so the longer default ends the same way.
+SHORT_COMPLETION_TIMEOUT_S_PER_GIB = 60
+
 
 _CONFIGURED = []
 
@@ -111,6 +123,11 @@ class JobStatsRecorder(fixtures.Fixture):
         with self._lock:
             return [info for t, host, guest_name, info in self.samples
                     if guest_name == name and t >= since]
+
+    def passes(self, name, since=0.0):
+        """The highest memory pass (memory_iteration) seen, 0 if none."""
+        return max([s['memory_iteration'] for s in self.of(name, since)]
+                   or [0])
 
 
 class _StopDispatching(BaseException):
@@ -266,6 +283,16 @@ class NovaLibvirtHosts(fixtures.Fixture):
         except Exception as exc:  # e.g. an aborted job: the test decides
             return post, recover, data, exc
         return post, recover, data, None
+
+    def live_migrate_in_background(self, source, dest, instance):
+        """live_migrate() in a thread; returns the thread and the dict it
+        fills with post, recover, data and error."""
+        result = {}
+        migrating = threading.Thread(target=lambda: result.update(zip(
+            ('post', 'recover', 'data', 'error'),
+            self.live_migrate(source, dest, instance))), daemon=True)
+        migrating.start()
+        return migrating, result
 
 
 class ConvergenceStepLog(fixtures.Fixture):
