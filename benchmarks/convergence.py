@@ -78,10 +78,10 @@ class _Run(test_nova_driver.NovaDriverTestCase):
             instance.flavor.extra_specs = {
                 'migration_guard:convergence_policy': self.POLICY}
         domain = self.conn['A'].lookupByName('bench')
-        throttle, curve, stop = [0], [], threading.Event()
+        curve, stop = [], threading.Event()
         beats = []   # (when the guest's heartbeat number changed, number)
 
-        def watch():   # the source's own job stats, for the throttle
+        def watch():   # heartbeats, and the source's memory remaining
             t0 = time.monotonic()
             while not stop.wait(0.2):
                 beat = self.last_heartbeat(console)
@@ -91,8 +91,6 @@ class _Run(test_nova_driver.NovaDriverTestCase):
                     stats = domain.jobStats()
                 except Exception:
                     continue
-                throttle[0] = max(throttle[0],
-                                  stats.get('auto_converge_throttle', 0))
                 if 'memory_remaining' in stats:
                     curve.append((time.monotonic() - t0,
                                   stats['memory_remaining'] / MIB))
@@ -118,7 +116,8 @@ class _Run(test_nova_driver.NovaDriverTestCase):
         watcher.join(5)
         self.RESULT.update(
             completed=completed, alive=alive,
-            seconds=seconds, throttle=throttle[0], curve=curve,
+            seconds=seconds, curve=curve,
+            throttle=self.nova.stats.peak_throttle('bench', since=started),
             downtime_ms=self._qemu_downtime(),
             stall=_longest_stall(beats) if alive else None,
             passes=self.nova.stats.passes('bench', since=started))

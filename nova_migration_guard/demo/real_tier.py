@@ -61,19 +61,25 @@ def migrate(guarded):
             completed=bool(result['post'].calls),
             seconds=time.monotonic() - started,
             passes=nova.stats.passes('dirty', since=started),
+            throttle=nova.stats.peak_throttle('dirty', since=started),
             running_on=real.running_on('dirty'), actions=steps.actions(),
             error=result['error'])
 
 
-def describe(completed, seconds, passes, running_on, actions, error):
+def describe(completed, seconds, passes, throttle, running_on, actions,
+             error):
     """The outcome, in words, and whether it is what a user wants: the
     migration completed, the guest runs on B only, nothing raised."""
     where = ('guest runs on %s' % ' and '.join(
         'host %s' % h for h in running_on) if running_on
         else 'guest runs nowhere')
+    # What finished it: the ladder's steps, and QEMU's auto-converge
+    # throttle if the policy started the migration with it.
+    how = actions + (['auto-converge throttle up to %d%%' % throttle]
+                     if throttle else [])
     if completed:
         summary = 'converged in %.0f s (%d passes; %s); %s' % (
-            seconds, passes, ', '.join(actions) or 'pre-copy', where)
+            seconds, passes, ', '.join(how) or 'pre-copy', where)
     else:
         why = ('aborted by the policy after %s' % ', '.join(actions[:-1])
                if actions else "aborted by Nova's completion timeout")
@@ -85,6 +91,7 @@ def describe(completed, seconds, passes, running_on, actions, error):
             'ok': completed and running_on == ['B'] and error is None,
             'details': {'completed': completed,
                         'seconds': round(seconds, 1), 'passes': passes,
+                        'peak_throttle': throttle,
                         'running_on': running_on, 'steps': actions,
                         'error': str(error) if error else None}}
 

@@ -45,6 +45,13 @@ class NonConvergingGuestDemoTest(base.RealLibvirtTestCase):
         self.assertTrue(guarded['ok'], guarded)
         self.assertEqual(['B'], guarded['details']['running_on'])
         self.assertIn('converged in', guarded['summary'])
-        self.assertIn('set-downtime', guarded['details']['steps'])
+        # Converged by the policy's doing, not by chance: a rung of the
+        # ladder, or QEMU's CPU throttle, which stock Nova does not start
+        # (live_migration_permit_auto_converge is off).  Which of them
+        # finishes depends on how much vCPU the machine leaves the guest.
+        self.assertEqual(0, stock['details']['peak_throttle'])
+        self.assertTrue(guarded['details']['steps'] or
+                        guarded['details']['peak_throttle'], guarded)
+        self.assertNotIn('abort', guarded['details']['steps'])
         # Progress lines while it ran.
         self.assertIn('MiB left', result.stderr)

@@ -94,7 +94,8 @@ class _SharedEventLoop(fixtures.Fixture):
 class JobStatsRecorder(fixtures.Fixture):
     """Every job-statistics sample Nova's migration monitor takes
     (``Guest.get_job_info``): (monotonic time, host name, domain name,
-    JobInfo fields).  ``host_of_uri`` maps a connection URI to its host
+    JobInfo fields plus ``auto_converge_throttle``, QEMU's CPU throttle
+    that JobInfo drops).  ``host_of_uri`` maps a connection URI to its host
     name."""
 
     def __init__(self, host_of_uri):
@@ -110,9 +111,11 @@ class JobStatsRecorder(fixtures.Fixture):
         def get_job_info(guest):
             info = real(guest)
             host = recorder.host_of_uri.get(guest._domain.connect().getURI())
+            sample = dict(vars(info), auto_converge_throttle=(
+                ladder_io.auto_converge_throttle(guest)))
             with recorder._lock:
                 recorder.samples.append(
-                    (time.monotonic(), host, guest.name, dict(vars(info))))
+                    (time.monotonic(), host, guest.name, sample))
             return info
 
         self.useFixture(fixtures.MonkeyPatch(
@@ -128,6 +131,13 @@ class JobStatsRecorder(fixtures.Fixture):
         """The highest memory pass (memory_iteration) seen, 0 if none."""
         return max([s['memory_iteration'] for s in self.of(name, since)]
                    or [0])
+
+    def peak_throttle(self, name, since=0.0):
+        """The highest auto-converge CPU throttle (%) seen, 0 if none: QEMU
+        throttles only when the migration was started with auto-converge
+        and the guest dirties memory faster than the copy."""
+        return max([s['auto_converge_throttle'] or 0
+                    for s in self.of(name, since)] or [0])
 
 
 class _StopDispatching(BaseException):

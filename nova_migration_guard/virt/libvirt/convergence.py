@@ -134,7 +134,7 @@ def monitor(driver, libvirt, context, instance, guest, dest, post_method,
                                       driver.active_migrations, on_failure,
                                       migration, post_copy_possible)
             sample = {f: getattr(info, f, 0) for f in SAMPLE_FIELDS}
-            sample['auto_converge_throttle'] = _throttle(guest)
+            sample['auto_converge_throttle'] = auto_converge_throttle(guest)
             samples.append(sample)
             step, progress = ladder.decide(
                 policy, progress, samples, time.monotonic(), memory_bytes,
@@ -171,7 +171,7 @@ def monitor(driver, libvirt, context, instance, guest, dest, post_method,
     driver._clear_empty_migration(instance)
 
 
-def _throttle(guest):
+def auto_converge_throttle(guest):
     """QEMU's auto-converge CPU throttle (%), which Nova's JobInfo drops;
     None when libvirt does not report it."""
     try:
