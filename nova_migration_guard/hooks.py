@@ -26,6 +26,10 @@ class MigrationGuardHooks(object):
         except conf.ConfigurationError as exc:
             LOG.critical('%s', exc)
             raise
+        # Mutable options (SIGHUP): checked again at every reload.
+        from nova_migration_guard.convergence import in_force
+        in_force.configuration(conf.CONF)
+        conf.CONF.register_mutate_hook(in_force.on_reload)
         guards = conf.CONF.migration_guard.guards
         if guards:
             LOG.info('nova-migration-guard: %s on %s: guards %s',

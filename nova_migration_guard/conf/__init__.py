@@ -84,10 +84,11 @@ def validate(conf=CONF):
 
 
 def _validate_convergence_policies(conf):
+    from nova_migration_guard.convergence import in_force
     from nova_migration_guard.convergence import policies
     group = conf.migration_guard_convergence
     try:
-        policies.select({}, {}, group.default_policy, group.custom_policies)
+        in_force.check(group.default_policy, group.custom_policies)
     except policies.PolicyError as exc:
         raise ConfigurationError('nova-migration-guard: invalid value for '
                                  '[migration_guard_convergence]: %s' % exc)

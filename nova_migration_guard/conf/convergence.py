@@ -28,7 +28,9 @@ where a guest must never be split across two hosts (post-copy's risk: if the
 network fails during it, neither half can run), at the price of aborting
 migrations that do not converge; ``suspend-workload`` where a short pause is
 better than post-copy's page faults. Any built-in or custom policy name;
-takes effect without a restart (SIGHUP).
+takes effect without a restart (SIGHUP). An invalid value stops a starting
+service; at a reload it is logged as an error and the last valid value
+stays in force.
 """),
     cfg.MultiStrOpt(
         'custom_policies',
@@ -41,7 +43,8 @@ stall_passes, auto_converge, post_copy, pause (true/false),
 auto_converge_initial and auto_converge_increment (CPU throttle %, 1-99)
 and seconds_per_gib. Example: ``gold:post-copy,seconds_per_gib=120``. Add one
 when the built-in policies do not fit a class of guests; flavors and images
-then name it. Takes effect without a restart (SIGHUP).
+then name it. Takes effect without a restart (SIGHUP); an invalid entry at
+a reload is logged as an error and the last valid policies stay in force.
 """),
 ]
 

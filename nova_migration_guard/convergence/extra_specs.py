@@ -6,20 +6,17 @@ the flavor is changed, not when a migration starts."""
 from nova.api.validation.extra_specs import base
 from nova import exception
 
-from nova_migration_guard import conf as mg_conf
+from nova_migration_guard.convergence import in_force
 from nova_migration_guard.convergence import policies
 
 
 class _PolicyNameValidator(base.ExtraSpecValidator):
-    """Accepts the policy names configured at the moment of the request
+    """Accepts the policy names in force at the moment of the request
     (custom policies can change without a restart)."""
 
     def _validate_str(self, value):
-        group = mg_conf.CONF.migration_guard_convergence
-        try:
-            names = sorted(policies.available(group.custom_policies))
-        except policies.PolicyError:
-            names = sorted(policies.BUILTIN)
+        _default, custom_specs = in_force.configuration()
+        names = sorted(policies.available(custom_specs))
         if value not in names:
             raise exception.ValidationError(
                 "Validation failed; extra spec %s: %r is not a convergence "

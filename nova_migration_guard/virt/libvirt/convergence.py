@@ -19,6 +19,7 @@ from nova.virt.libvirt import migration as libvirt_migrate
 from oslo_log import log as logging
 
 from nova_migration_guard import conf as mg_conf
+from nova_migration_guard.convergence import in_force
 from nova_migration_guard.convergence import ladder
 from nova_migration_guard.convergence import policies
 from nova_migration_guard.convergence import record
@@ -38,18 +39,17 @@ def enabled():
 
 def policy_for(instance):
     """The instance's Policy (the default one, with a warning, when its
-    image names an unknown policy: images are not validated by Nova)."""
-    group = mg_conf.CONF.migration_guard_convergence
+    image names an unknown policy: images are not validated by Nova).
+    Never raises: the configuration in force is a valid one."""
+    default, custom_specs = in_force.configuration()
     extra_specs = instance.flavor.extra_specs if instance.flavor else {}
     system_metadata = instance.system_metadata or {}
     try:
         policy, source = policies.select(extra_specs, system_metadata,
-                                         group.default_policy,
-                                         group.custom_policies)
+                                         default, custom_specs)
     except policies.PolicyError as exc:
         LOG.warning('%s; using the default policy', exc, instance=instance)
-        policy, source = policies.select({}, {}, group.default_policy,
-                                         group.custom_policies)
+        policy, source = policies.select({}, {}, default, custom_specs)
     return policy, source
 
 
