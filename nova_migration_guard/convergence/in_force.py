@@ -21,9 +21,9 @@ from nova_migration_guard.convergence import policies
 LOG = logging.getLogger(__name__)
 
 _GROUP = convergence_conf.convergence_group.name
-#: Before any valid configuration was seen (a process that did not
-#: validate at start): the options' defaults.
 _OPTS = {opt.name: opt for opt in convergence_conf.ALL_OPTS}
+#: In force before any valid configuration was seen (a process that did
+#: not validate at start): the options' defaults.
 _DEFAULTS = (_OPTS['default_policy'].default,
              tuple(_OPTS['custom_policies'].default))
 

@@ -10,6 +10,7 @@ from nova.virt import event as virtevent
 from testtools.content import text_content
 
 from tests.real_libvirt import base
+from nova_migration_guard.convergence import passes
 from nova_migration_guard.embedded.real_libvirt import nova_driver
 from nova_migration_guard.embedded.real_libvirt.hosts import libvirt
 from tests import traces
@@ -164,13 +165,10 @@ class DirtyingGuestTest(NovaDriverTestCase):
         # (live_migration_downtime, 500 ms by default), so QEMU never
         # switches over.  Later in a pass "remaining" shrinks towards 0
         # as that pass copies; that is not convergence.
-        left_per_pass = {}
-        for sample in self.nova.stats.of('dirty', since=since):
-            if (sample['type'] == libvirt.VIR_DOMAIN_JOB_UNBOUNDED and
-                    sample['memory_iteration'] >= 2):
-                n = sample['memory_iteration']
-                left_per_pass[n] = max(left_per_pass.get(n, 0),
-                                       sample['memory_remaining'])
+        left_per_pass = {
+            p.iteration: p.left_bytes
+            for p in passes.passes(self.nova.stats.of('dirty', since=since))
+            if p.iteration >= 2}
         budget = (nova_driver.BANDWIDTH_MIB_S << 20) * (
             nova_driver.CONF.libvirt.live_migration_downtime / 1000.0)
         self.addDetail('MiB left at the start of each pass', text_content(
