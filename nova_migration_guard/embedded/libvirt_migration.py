@@ -159,17 +159,21 @@ class LibvirtMigration(fixtures.Fixture):
             set_state(source_dom, fakelibvirt.VIR_DOMAIN_SHUTOFF,
                       reconcile.SHUTOFF_MIGRATED)
 
-    def _fail(self, message):
+    def _fail(self, message,
+              error_code=fakelibvirt.VIR_ERR_OPERATION_FAILED):
         raise fakelibvirt.make_libvirtError(
-            fakelibvirt.libvirtError, message,
-            error_code=fakelibvirt.VIR_ERR_OPERATION_FAILED,
+            fakelibvirt.libvirtError, message, error_code=error_code,
             error_domain=fakelibvirt.VIR_FROM_QEMU)
 
-    def _cancelled(self, dom, incoming):
+    def _cancelled(self, dom, incoming, seen=True):
         incoming.destroy()
-        dom._job_type = fakelibvirt.VIR_DOMAIN_JOB_CANCELLED
-        self._fail('operation aborted: migration out job: canceled by '
-                   'client')
+        # libvirt's job reads CANCELLED for a moment, then NONE: a monitor
+        # that polls late never sees it (not ``seen``).
+        dom._job_type = (fakelibvirt.VIR_DOMAIN_JOB_CANCELLED if seen
+                         else fakelibvirt.VIR_DOMAIN_JOB_NONE)
+        # As libvirt: VIR_ERR_OPERATION_ABORTED (fakelibvirt lacks it).
+        self._fail("operation aborted: job 'migration out' canceled by "
+                   "client", error_code=reconcile.ERR_OPERATION_ABORTED)
 
     def _migrate(self, dom, dconnuri, params, flags):
         self.calls += 1
@@ -189,9 +193,9 @@ class LibvirtMigration(fixtures.Fixture):
                        'failed')
         if step == 'stalling':
             dom.nmg_passes = _StalledPasses()
-        if step in ('wait-abort', 'stalling'):
+        if step in ('wait-abort', 'wait-abort-unseen', 'stalling'):
             self.aborted.wait(60)
-            self._cancelled(dom, incoming)
+            self._cancelled(dom, incoming, seen=step != 'wait-abort-unseen')
         if step == 'postcopy-failed':
             set_state(incoming, fakelibvirt.VIR_DOMAIN_PAUSED,
                       reconcile.PAUSED_POSTCOPY_FAILED)

@@ -29,6 +29,8 @@ PAUSED_POSTCOPY_FAILED = 13
 SHUTOFF_MIGRATED = 5
 # virDomainJobType
 JOB_COMPLETED, JOB_FAILED, JOB_CANCELLED = 3, 4, 5
+# virErrorNumber of a migrate call whose job was aborted
+ERR_OPERATION_ABORTED = 78
 
 #: A host's view of the domain: ``state`` is a virDomainState, ABSENT (no
 #: such domain there) or UNREACHABLE (the host could not be asked).
@@ -121,3 +123,18 @@ def decide(source, dest, job=None):
     if _job_failed(job) and source.state == UNREACHABLE:
         return Verdict(UNKNOWN, 'job failed, source unreachable: ' + where)
     return Verdict(UNKNOWN, 'running nowhere that can be seen: ' + where)
+
+
+def rollback_status(migrate_error_code):
+    """The status a rolled-back migration records: 'cancelled' when the
+    migrate call failed with libvirt's error ``migrate_error_code``
+    OPERATION_ABORTED (the job was aborted: by the operator, Nova's
+    completion timeout or a convergence policy), else None (Nova's own).
+
+    Nova's monitor cannot tell: libvirt's current job reads CANCELLED only
+    for a moment after an abort and libvirt keeps no completed-job
+    statistics for a migration that did not complete, so a monitor that
+    polls after that moment finds no job, and Nova's find_job_type calls
+    the migration failed.  The migrate call's error keeps the difference.
+    """
+    return 'cancelled' if migrate_error_code == ERR_OPERATION_ABORTED else None

@@ -153,6 +153,10 @@ class GuardedLibvirtDriver(libvirt_driver.LibvirtDriver):
                                 post_method, recover_method,
                                 block_migration, migrate_data, future,
                                 disk_paths):
+        if _guard_enabled() or convergence.enabled():
+            # An aborted job is recorded cancelled even when the monitor
+            # (Nova's, or the convergence one) polls too late to see it.
+            recover_method = _knowing_aborts(recover_method, future)
         if not convergence.enabled():
             return super()._live_migration_monitor(
                 context, instance, guest, dest, post_method,
@@ -231,6 +235,26 @@ class GuardedLibvirtDriver(libvirt_driver.LibvirtDriver):
         return reconcile.Job(stats['type'], stats.get('success'))
 
 
+def _abort_status(error):
+    """Recover keyword arguments for a migrate call that ended with
+    ``error``: the status reconcile.rollback_status() gives it, if any."""
+    code = (error.get_error_code()
+            if isinstance(error, _libvirt().libvirtError) else None)
+    status = reconcile.rollback_status(code)
+    return {'migration_status': status} if status else {}
+
+
+def _knowing_aborts(recover_method, future):
+    """``recover_method``, told the status from the migrate call's error
+    once it ended (``future``, the operation Nova's monitor watches): the
+    monitor that polled too late to see the job cancelled says failed."""
+    def recover(*args, **kwargs):
+        if future.done() and not future.cancelled():
+            kwargs.update(_abort_status(future.exception()))
+        return recover_method(*args, **kwargs)
+    return recover
+
+
 class _Ending(object):
     """How one live migration ends, when Nova's monitor or migrate call
     ends it abnormally.
@@ -293,7 +317,7 @@ class _Ending(object):
                     self.dest, error, verdict.reason,
                     instance=self.instance)
         self._act(verdict, (self.context, self.instance, self.dest,
-                            self.migrate_data), {})
+                            self.migrate_data), _abort_status(error))
         if self.held:
             raise hold.MigrationOutcomeUnknown(reason=self.held) from error
 

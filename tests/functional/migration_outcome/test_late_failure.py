@@ -77,6 +77,16 @@ class GuardedLateFailureTest(_Scenarios, base.LateFailureTestCase):
         self.assert_active_on(server, self.src)
         self.assertEqual('cancelled', migration['status'])
 
+    def test_cancelled_unseen_by_the_monitor(self):
+        # Nova's monitor polls after libvirt's job left CANCELLED: it
+        # calls the migration failed, the migrate call's error says
+        # aborted.
+        self.flags(live_migration_completion_timeout=1,
+                   live_migration_timeout_action='abort', group='libvirt')
+        server, migration = self.migrate_failing_at('wait-abort-unseen')
+        self.assert_active_on(server, self.src)
+        self.assertEqual('cancelled', migration['status'])
+
     def test_raised_after_the_migration_completed(self):
         server, migration = self.migrate_failing_at('completed-then-raise')
         self.assert_active_on(server, self.dest)
@@ -129,6 +139,13 @@ class StockLateFailureTest(_Scenarios, base.LateFailureTestCase):
         self.flags(live_migration_completion_timeout=1,
                    live_migration_timeout_action='abort', group='libvirt')
         server, migration = self.migrate_failing_at('wait-abort')
+        self.assert_stock_error(server, migration, self.src)
+        self.assertEqual([self.src], self.running_on())
+
+    def test_cancelled_unseen_by_the_monitor(self):
+        self.flags(live_migration_completion_timeout=1,
+                   live_migration_timeout_action='abort', group='libvirt')
+        server, migration = self.migrate_failing_at('wait-abort-unseen')
         self.assert_stock_error(server, migration, self.src)
         self.assertEqual([self.src], self.running_on())
 

@@ -87,3 +87,18 @@ class DecideTest(testscenarios.WithScenarios, testtools.TestCase):
         # The reason always names both sides.
         self.assertIn('source ', verdict.reason)
         self.assertIn('destination ', verdict.reason)
+
+
+class RollbackStatusTest(testtools.TestCase):
+    """A rolled-back migration is 'cancelled' when the migrate call says
+    its job was aborted, whatever Nova's monitor last polled."""
+
+    def test_aborted_job_is_cancelled(self):
+        self.assertEqual('cancelled',
+                         r.rollback_status(r.ERR_OPERATION_ABORTED))
+
+    def test_other_failures_keep_novas_status(self):
+        # VIR_ERR_OPERATION_FAILED, VIR_ERR_OPERATION_TIMEOUT, no libvirt
+        # error at all.
+        for code in (9, 68, None):
+            self.assertIsNone(r.rollback_status(code), code)
