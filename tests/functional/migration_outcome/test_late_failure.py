@@ -29,6 +29,11 @@ class _Scenarios(object):
             self.outcome(server, migration)))
         return server, migration
 
+    def abort_by_the_completion_timeout(self, step):
+        self.flags(live_migration_completion_timeout=1,
+                   live_migration_timeout_action='abort', group='libvirt')
+        return self.migrate_failing_at(step)
+
     def assert_active_on(self, server, host):
         self.assertEqual(host, server['OS-EXT-SRV-ATTR:host'])
         self.assertEqual('ACTIVE', server['status'])
@@ -71,9 +76,8 @@ class GuardedLateFailureTest(_Scenarios, base.LateFailureTestCase):
         self.assertEqual('failed', migration['status'])
 
     def test_cancelled_by_the_completion_timeout(self):
-        self.flags(live_migration_completion_timeout=1,
-                   live_migration_timeout_action='abort', group='libvirt')
-        server, migration = self.migrate_failing_at('wait-abort')
+        server, migration = self.abort_by_the_completion_timeout(
+            'wait-abort')
         self.assert_active_on(server, self.src)
         self.assertEqual('cancelled', migration['status'])
 
@@ -81,9 +85,8 @@ class GuardedLateFailureTest(_Scenarios, base.LateFailureTestCase):
         # Nova's monitor polls after libvirt's job left CANCELLED: it
         # calls the migration failed, the migrate call's error says
         # aborted.
-        self.flags(live_migration_completion_timeout=1,
-                   live_migration_timeout_action='abort', group='libvirt')
-        server, migration = self.migrate_failing_at('wait-abort-unseen')
+        server, migration = self.abort_by_the_completion_timeout(
+            'wait-abort-unseen')
         self.assert_active_on(server, self.src)
         self.assertEqual('cancelled', migration['status'])
 
@@ -136,16 +139,14 @@ class StockLateFailureTest(_Scenarios, base.LateFailureTestCase):
         self.assertEqual([self.src], self.running_on())
 
     def test_cancelled_by_the_completion_timeout(self):
-        self.flags(live_migration_completion_timeout=1,
-                   live_migration_timeout_action='abort', group='libvirt')
-        server, migration = self.migrate_failing_at('wait-abort')
+        server, migration = self.abort_by_the_completion_timeout(
+            'wait-abort')
         self.assert_stock_error(server, migration, self.src)
         self.assertEqual([self.src], self.running_on())
 
     def test_cancelled_unseen_by_the_monitor(self):
-        self.flags(live_migration_completion_timeout=1,
-                   live_migration_timeout_action='abort', group='libvirt')
-        server, migration = self.migrate_failing_at('wait-abort-unseen')
+        server, migration = self.abort_by_the_completion_timeout(
+            'wait-abort-unseen')
         self.assert_stock_error(server, migration, self.src)
         self.assertEqual([self.src], self.running_on())
 
