@@ -3,8 +3,9 @@ fails late never loses its guest.
 
 Selected with ``[DEFAULT] compute_driver =
 migration_guard.GuardedLibvirtDriver`` (the ``nova.compute_drivers`` entry
-point of patch 0005).  With the ``migration_outcome`` guard off it behaves
-exactly as LibvirtDriver.  With it on:
+point of patch 0005).  With the ``migration_outcome`` and ``convergence``
+guards off it behaves exactly as LibvirtDriver.  With ``migration_outcome``
+on:
 
 * lifecycle events are read by their libvirt detail
   (``migration_outcome.events``): a guest leaving by migration is not a
@@ -16,7 +17,9 @@ exactly as LibvirtDriver.  With it on:
   post-copy failed, held (``migration_outcome.hold``) with nothing torn
   down;
 * ``migration_verdict()`` answers the same question for the restart
-  recovery (``migration_outcome.recovery``).
+  recovery (``migration_outcome.recovery``);
+* an aborted migration is recorded cancelled from the migrate call's
+  error (``reconcile.rollback_status``), also under the convergence guard.
 
 The decisions are pure functions; this module only gathers what libvirt
 reports and acts.
