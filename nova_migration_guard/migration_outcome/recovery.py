@@ -20,6 +20,12 @@ its end awaited):
   'failed', the allocation returned to the source, ACTIVE there);
 * it cannot be told, or post-copy failed: the instance is held
   (``hold``), ERROR with a fault, nothing torn down.
+
+Both ends may restart at once: each recovery runs under a lock per
+migration (``coordination``, so a backend shared by the hosts) and first
+reads the migration again, so that one end acts and the other finds the
+migration ended.  The destination's recovery holds the lock until its
+post-migration step is done.
 """
 
 from nova.compute import task_states
@@ -29,6 +35,7 @@ from nova import servicegroup
 from nova import thread_pool_factory
 from oslo_log import log as logging
 
+from nova_migration_guard import coordination
 from nova_migration_guard.migration_outcome import hold
 from nova_migration_guard.migration_outcome import reconcile
 
@@ -50,14 +57,38 @@ def init_host(manager, context):
         'host': manager.host, 'migration_type': 'live-migration',
         'status': _UNDER_WAY})
     for migration in migrations:
-        try:
+        if manager.host == migration.source_compute:
+            # Before Nova initialises the instance (init_host).
+            _recover_locked(manager, context, migration)
+        else:
+            # The destination's post-migration step needs its resource
+            # tracker, which is set up after init_host: it runs in its own
+            # thread, which asks for it through this service's RPC topic,
+            # served once the service is up.
+            thread_pool_factory.spawn(_recover_locked, manager, context,
+                                      migration)
+
+
+def lock_name(migration):
+    return 'live-migration-recovery-%s' % migration.uuid
+
+
+def _recover_locked(manager, context, migration):
+    try:
+        with coordination.get_coordinator().lock(lock_name(migration)):
+            # The other end may have ended it while this one waited.
+            migration = objects.Migration.get_by_uuid(context,
+                                                      migration.uuid)
+            if migration.status not in _UNDER_WAY:
+                LOG.info('Live migration %s was ended by the other end\'s '
+                         'recovery (%s)', migration.uuid, migration.status)
+                return
             _recover(manager, context, migration)
-        except Exception:
-            # One instance's recovery never stops the service; stock Nova
-            # handles what is left.
-            LOG.exception('Could not recover live migration %s of '
-                          'instance %s', migration.uuid,
-                          migration.instance_uuid)
+    except Exception:
+        # One instance's recovery never stops the service; stock Nova
+        # handles what is left.
+        LOG.exception('Could not recover live migration %s of instance %s',
+                      migration.uuid, migration.instance_uuid)
 
 
 def _recover(manager, context, migration):
@@ -85,7 +116,7 @@ def _recover(manager, context, migration):
                 migration.source_compute, migration.dest_compute,
                 verdict.reason, instance=instance)
     if verdict.outcome == reconcile.COMPLETED:
-        _complete(manager, context, instance, migration, at_source)
+        _finish(manager, context, instance, migration)
     elif verdict.outcome == reconcile.ROLLED_BACK:
         if at_source:
             _roll_back(manager, context, instance, migration)
@@ -97,17 +128,6 @@ def _source_compute_up(manager, context, migration):
     service = objects.Service.get_by_compute_host(
         context, migration.source_compute)
     return servicegroup.API().service_is_up(service)
-
-
-def _complete(manager, context, instance, migration, at_source):
-    if at_source:
-        _finish(manager, context, instance, migration)
-    else:
-        # The destination's own post-migration step needs its resource
-        # tracker, which is set up after init_host: ask for it through
-        # this service's RPC topic, which is served once it is.
-        thread_pool_factory.spawn(_finish, manager, context, instance,
-                                  migration)
 
 
 def _finish(manager, context, instance, migration):

@@ -16,11 +16,15 @@ leaves the instance MIGRATING on the source for good.
 """
 
 import threading
+import time
 
+import fixtures
+from nova.compute import manager as manager_module
 from nova import context as nova_context
 from nova import objects
 from testtools.content import text_content
 
+from nova_migration_guard.migration_outcome import recovery
 from tests.functional.migration_outcome import base
 
 
@@ -110,6 +114,56 @@ class GuardedRestartTest(_RestartScenarios, base.LateFailureTestCase):
         self.stop_compute(self.src)
         self.restart_compute_service(self.dest)
         server, migration = self.server_and_migration(['completed'])
+        self.assert_allocations_only_on(self.dest)
+        self.assertEqual(self.dest, server['OS-EXT-SRV-ATTR:host'])
+        self.assertEqual('ACTIVE', server['status'])
+        self.assertIsNone(server['OS-EXT-STS:task_state'])
+        self.assertEqual([self.dest], self.running_on())
+
+    def test_both_ends_restart_and_only_one_recovers(self):
+        # The destination restarts while the source is down and starts to
+        # complete the move; the source comes back before it is done and
+        # finds the migration still under way.  Without one lock per
+        # migration both ends completed it: the destination's
+        # post-migration step ran twice.
+        self.source_dies_after_switch_over(undefine_source=True)
+        self.stop_compute(self.src)
+        calls, first_entered, release = [], threading.Event(), (
+            threading.Event())
+        post_at_dest = manager_module.ComputeManager.\
+            post_live_migration_at_destination
+
+        def counted_post(manager, *args, **kwargs):
+            calls.append(manager.host)
+            if len(calls) == 1:
+                first_entered.set()
+                release.wait(60)
+            return post_at_dest(manager, *args, **kwargs)
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.compute.manager.ComputeManager.'
+            'post_live_migration_at_destination', counted_post))
+        self.restart_compute_service(self.dest)
+        self.assertTrue(first_entered.wait(30))
+        # The source restarts while the destination's step is under way;
+        # the step ends one second after the source's recovery began
+        # (with the lock, the source waits for it).
+        source_recovering = threading.Event()
+        recover = recovery._recover_locked
+
+        def watched_recover(*args, **kwargs):
+            source_recovering.set()
+            return recover(*args, **kwargs)
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova_migration_guard.migration_outcome.recovery.'
+            '_recover_locked', watched_recover))
+        threading.Timer(0, lambda: (source_recovering.wait(30),
+                                    time.sleep(1), release.set())).start()
+        self.addCleanup(release.set)
+        self.set_forced_down(self.src, False)
+        self.restart_compute_service(self.src)
+        release.set()
+        server, migration = self.server_and_migration(['completed'])
+        self.assertEqual([self.dest], calls)
         self.assert_allocations_only_on(self.dest)
         self.assertEqual(self.dest, server['OS-EXT-SRV-ATTR:host'])
         self.assertEqual('ACTIVE', server['status'])
