@@ -85,9 +85,10 @@ class SharedTopicConsumers(fixtures.Fixture):
 
 class GuardsFixture(fixtures.Fixture):
     """``[migration_guard] guards`` for one cloud, with its own file://
-    lock backend; the process's coordinator (and its backend connection)
-    is reset around it, so that it does not outlive the cloud's services
-    into the next one."""
+    lock backend and ``state_path`` (where the guarded driver keeps its
+    live migration records); the process's coordinator (and its backend
+    connection) is reset around it, so that it does not outlive the
+    cloud's services into the next one."""
 
     def __init__(self, guards):
         super().__init__()
@@ -96,6 +97,8 @@ class GuardsFixture(fixtures.Fixture):
     def _setUp(self):
         locks = self.useFixture(fixtures.TempDir()).path
         for name, value, group in (
+                ('state_path', self.useFixture(fixtures.TempDir()).path,
+                 None),
                 ('guards', self.guards, 'migration_guard'),
                 ('backend_url', 'file://' + locks,
                  'migration_guard_coordination')):

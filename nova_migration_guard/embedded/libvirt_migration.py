@@ -232,6 +232,8 @@ class MigrationCloud(libvirt_cloud.LibvirtCloudTestCase):
 
     GUARDS = ('migration_outcome',)
     src, dest = 'src', 'dest'
+    #: 'none', or 'port': the server has the Neutron fixture's port_1.
+    SERVER_NETWORKS = 'none'
 
     def setUp(self):
         super().setUp()
@@ -249,7 +251,9 @@ class MigrationCloud(libvirt_cloud.LibvirtCloudTestCase):
             'nova.tests.fixtures.libvirt.openAuth', open_auth))
         self.ctxt = nova_context.get_admin_context()
         self.start_compute(self.src)
-        self.server = self._create_server(networks='none')
+        self.server = self._create_server(
+            networks=('none' if self.SERVER_NETWORKS == 'none' else
+                      [{'port': self.neutron.port_1['id']}]))
         self.start_compute(self.dest)
 
     # ----------------------------------------------------------- actions

@@ -36,6 +36,7 @@ from nova import thread_pool_factory
 from oslo_log import log as logging
 
 from nova_migration_guard import coordination
+from nova_migration_guard.migration_outcome import flight_record
 from nova_migration_guard.migration_outcome import hold
 from nova_migration_guard.migration_outcome import reconcile
 
@@ -115,10 +116,22 @@ def _recover(manager, context, migration):
                 'libvirt says: %s', migration.uuid,
                 migration.source_compute, migration.dest_compute,
                 verdict.reason, instance=instance)
+    record = (flight_record.read(context, migration.uuid) if at_source
+              else None)
+    if record is not None:
+        # Nova's migrate_data carries the migration that its flows update.
+        record.migrate_data.migration = migration
     if verdict.outcome == reconcile.COMPLETED:
-        _finish(manager, context, instance, migration)
+        if record is not None:
+            _post_live_migration(manager, context, instance, migration,
+                                 record)
+        else:
+            _finish(manager, context, instance, migration)
     elif verdict.outcome == reconcile.ROLLED_BACK:
-        if at_source:
+        if record is not None:
+            _rollback_live_migration(manager, context, instance, migration,
+                                     record)
+        elif at_source:
             _roll_back(manager, context, instance, migration)
     else:
         _hold(context, instance, migration, verdict)
@@ -129,6 +142,45 @@ def _source_compute_up(manager, context, migration):
         context, migration.source_compute)
     return servicegroup.API().service_is_up(service)
 
+
+def _post_live_migration(manager, context, instance, migration, record):
+    """Nova's own post-migration step, as the source's monitor runs it
+    when libvirt's job completed: the destination's port bindings
+    activated, the source's volume attachments deleted and VIFs unplugged,
+    its instance directory cleaned, the destination's post step, the
+    migration 'completed' and the source's allocation freed."""
+    if manager.rt.pci_tracker is None:
+        # At init_host the resource tracker has not read this host yet
+        # (Nova's pre_start_hook does it next): Nova's post step frees the
+        # instance's PCI devices through it, then updates it anyway.
+        manager.update_available_resource(context)
+    manager._post_live_migration_update_host(
+        context, instance, record.dest, record.block_migration,
+        record.migrate_data, source_bdms=record.source_bdms)
+    flight_record.remove(migration.uuid)
+    LOG.warning('Completed live migration %s interrupted by a restart, with '
+                'Nova\'s post-migration step: the instance is on %s',
+                migration.uuid, migration.dest_compute, instance=instance)
+
+
+def _rollback_live_migration(manager, context, instance, migration,
+                             record):
+    """Nova's own rollback, as the source's monitor runs it when libvirt's
+    job failed: the allocation back on the source, the destination's
+    volume attachments and inactive port bindings deleted, the source's
+    attachments restored on the block device mappings, the destination
+    cleaned, the instance ACTIVE here and the migration 'failed'."""
+    manager._rollback_live_migration(
+        context, instance, record.dest, record.migrate_data,
+        migration_status='failed', source_bdms=record.source_bdms)
+    flight_record.remove(migration.uuid)
+    LOG.warning('Rolled back live migration %s interrupted by a restart, '
+                'with Nova\'s rollback: the instance runs on %s',
+                migration.uuid, manager.host, instance=instance)
+
+
+# Without a record (a migration started before this release, or a record
+# that could not be written): the database and Placement only.
 
 def _finish(manager, context, instance, migration):
     try:

@@ -25,6 +25,7 @@ The decisions are pure functions; this module only gathers what libvirt
 reports and acts.
 """
 
+import functools
 import time
 
 from nova import exception
@@ -32,6 +33,7 @@ from nova.virt.libvirt import driver as libvirt_driver
 from oslo_log import log as logging
 
 from nova_migration_guard.migration_outcome import events
+from nova_migration_guard.migration_outcome import flight_record
 from nova_migration_guard.migration_outcome import hold
 from nova_migration_guard.migration_outcome import reconcile
 from nova_migration_guard.virt.libvirt import convergence
@@ -98,13 +100,19 @@ class GuardedLibvirtDriver(libvirt_driver.LibvirtDriver):
         ending = _Ending(self, context, instance, dest, address,
                          block_migration, migrate_data, post_method,
                          recover_method)
+        record = _record(dest, block_migration, migrate_data, post_method)
         try:
             super()._live_migration(context, instance, dest, ending.post,
                                     ending.recover, block_migration,
                                     migrate_data)
         except Exception as error:
+            # Ended while this process runs (a BaseException such as
+            # SystemExit is the process ending: the record stays for the
+            # restart recovery).
+            flight_record.remove(record)
             ending.after_error(error)
         else:
+            flight_record.remove(record)
             ending.after_return()
 
     def end_migration_job(self, instance, timeout=30):
@@ -236,6 +244,30 @@ class GuardedLibvirtDriver(libvirt_driver.LibvirtDriver):
         if not stats or 'type' not in stats:
             return None
         return reconcile.Job(stats['type'], stats.get('success'))
+
+
+def _record(dest, block_migration, migrate_data, post_method):
+    """Record what Nova's flows need to end this migration after a restart
+    (``flight_record``); returns the migration's uuid, or None when Nova
+    gave no migration (a buggy caller) or the record cannot be written."""
+    migration = (migrate_data.migration
+                 if migrate_data.obj_attr_is_set('migration') else None)
+    if migration is None:
+        return None
+    # Nova's manager binds the block device mappings as they were before
+    # the destination changed them to its post and rollback methods.
+    source_bdms = (post_method.keywords.get('source_bdms')
+                   if isinstance(post_method, functools.partial) else None)
+    try:
+        flight_record.write(migration.uuid, dest, block_migration,
+                            migrate_data, source_bdms)
+    except Exception as exc:
+        LOG.warning('Cannot record live migration %s for the restart '
+                    'recovery (%s): if this nova-compute stops before the '
+                    'migration ends, the recovery cannot clean up volume '
+                    'attachments and port bindings', migration.uuid, exc)
+        return None
+    return migration.uuid
 
 
 def _abort_status(error):
