@@ -69,5 +69,6 @@ class DisabledPluginServiceStartTestCase(_ServiceStartMixin,
         # may say at debug level that it is disabled).
         plugin_lines = [
             line for line in self.stdlog.logger.output.splitlines()
-            if 'nova-migration-guard' in line or 'nova_migration_guard' in line]
+            if 'nova-migration-guard' in line or
+            'nova_migration_guard' in line]
         self.assertEqual([], plugin_lines)

@@ -1,9 +1,9 @@
 """tox -e nova-patched runs Nova's own tests for everything the plugin
 changes in the tested Nova: every file its patch series touches, and every
-Nova entry point namespace the plugin registers in.  The tables below say which of
-Nova's test modules cover what; a patch that touches a new file (or a new
-namespace in setup.cfg) fails here until it has a row and its modules are in
-tox.ini's ``[nova] test_modules``."""
+Nova entry point namespace the plugin registers in.  The tables below say
+which of Nova's test modules cover what; a patch that touches a new file (or
+a new namespace in setup.cfg) fails here until it has a row and its modules
+are in tox.ini's ``[nova] test_modules``."""
 
 import configparser
 import importlib.util
