@@ -115,7 +115,11 @@ class ServiceStartingHookTestCase(testtools.TestCase):
                       self._refusal())
 
     def test_no_guard_listed_reads_no_option(self):
-        # The disabled plugin: stock Nova, whatever its other options say.
+        # The disabled plugin: stock Nova, whatever its other options say;
+        # the default, then "guards =" written in nova.conf.
+        self.assertIsNone(
+            hooks.MigrationGuardHooks().service_starting(self.service))
+        self.fix.load_raw_values(group='migration_guard', guards='')
         self.assertIsNone(
             hooks.MigrationGuardHooks().service_starting(self.service))
 
