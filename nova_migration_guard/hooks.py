@@ -21,6 +21,9 @@ class MigrationGuardHooks(object):
 
     def service_starting(self, service):
         """Refuse to start a service whose guard options are invalid."""
+        if _disabled():
+            LOG.debug('nova-migration-guard: no guard listed, disabled')
+            return
         try:
             conf.validate(conf.CONF)
         except conf.ConfigurationError as exc:
@@ -88,6 +91,16 @@ class MigrationGuardHooks(object):
             # the failed move, which is re-raising its own exception.
             LOG.exception('Could not record why the move of %s failed',
                           kwargs.get('instance'))
+
+
+def _disabled():
+    """``[migration_guard] guards`` is empty: the plugin reads none of its
+    other options, so that a bad value cannot stop a stock service.  A value
+    that cannot be read lists something: validation then names it."""
+    try:
+        return not conf.CONF.migration_guard.guards
+    except ValueError:
+        return False
 
 
 def _enabled(guard):

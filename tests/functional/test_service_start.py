@@ -1,22 +1,32 @@
-"""A service with invalid guard options refuses to start, on patched Nova
-(the plugin's service_starting hook through nova/plugin_hooks.py)."""
+"""Service start on patched Nova with the plugin installed (the plugin's
+service_starting hook through nova/plugin_hooks.py): with guards listed, a
+service with invalid guard options refuses to start; with none listed, the
+plugin is disabled and reads none of its options, as stock Nova would."""
 
 from nova import plugin_hooks
 
 from tests.functional import base
 
 
-class ServiceStartTestCase(base.EmbeddedCloudTestCase):
+class _ServiceStartMixin(object):
     NUMBER_OF_COMPUTES = 1
-
-    def test_plugin_hooks_loaded_from_entry_point(self):
-        names = [type(ext).__name__ for ext in plugin_hooks.extensions()]
-        self.assertIn('MigrationGuardHooks', names)
 
     def _refused(self, binary, host):
         exc = self.assertRaises(SystemExit, self.start_service, binary,
                                 host=host)
         return str(exc)
+
+    def _compute_hosts(self):
+        return sorted(s['host'] for s in self.admin_api.get_services(
+            binary='nova-compute'))
+
+
+class ServiceStartTestCase(_ServiceStartMixin, base.EmbeddedCloudTestCase):
+    GUARDS = ('anti_affinity',)
+
+    def test_plugin_hooks_loaded_from_entry_point(self):
+        names = [type(ext).__name__ for ext in plugin_hooks.extensions()]
+        self.assertIn('MigrationGuardHooks', names)
 
     def test_invalid_backend_url_stops_compute_and_conductor(self):
         self.flags(backend_url='mysterydb://somewhere',
@@ -30,14 +40,35 @@ class ServiceStartTestCase(base.EmbeddedCloudTestCase):
             self.assertIn("unknown scheme 'mysterydb'", message)
             self.assertIn('etcd3+http', message)
         # Nothing of the refused compute reached the cloud.
-        hosts = [s['host'] for s in self.admin_api.get_services(
-            binary='nova-compute')]
-        self.assertEqual(['host1'], hosts)
+        self.assertEqual(['host1'], self._compute_hosts())
 
     def test_valid_options_start(self):
         self.flags(acquire_timeout=5, on_backend_failure='proceed_unlocked',
                    group='migration_guard_coordination')
         self.start_service('compute', host='host2')
-        hosts = sorted(s['host'] for s in self.admin_api.get_services(
-            binary='nova-compute'))
-        self.assertEqual(['host1', 'host2'], hosts)
+        self.assertEqual(['host1', 'host2'], self._compute_hosts())
+
+
+class DisabledPluginServiceStartTestCase(_ServiceStartMixin,
+                                         base.EmbeddedCloudTestCase):
+    """``[migration_guard] guards`` empty (the default): the plugin is
+    installed and its hook is called, but it is disabled."""
+
+    def test_invalid_options_of_disabled_plugin_do_not_stop_services(self):
+        self.flags(backend_url='mysterydb://somewhere',
+                   group='migration_guard_coordination')
+        self.flags(default_policy='no-such-policy',
+                   custom_policies=['not a policy spec'],
+                   group='migration_guard_convergence')
+        compute = self.start_service('compute', host='host2')
+        conductor = self.start_service('conductor', host='conductor2')
+        self.assertEqual(['host1', 'host2'], self._compute_hosts())
+        self.assertEqual('host2', compute.host)
+        self.assertEqual('conductor2', conductor.host)
+        # The disabled plugin logged nothing an operator would read (it
+        # may say at debug level that it is disabled).
+        plugin_lines = [
+            line for line in self.stdlog.logger.output.splitlines()
+            if 'nova-migration-guard' in line or
+            'nova_migration_guard' in line]
+        self.assertEqual([], plugin_lines)

@@ -95,13 +95,37 @@ class ValidateTestCase(testtools.TestCase):
 class ServiceStartingHookTestCase(testtools.TestCase):
     """The hook Nova's Service calls before loading its manager."""
 
-    def test_invalid_option_stops_the_service(self):
-        fix = self.useFixture(config_fixture.Config(conf.CONF))
-        fix.config(group='migration_guard_coordination',
-                   backend_url='nosuchscheme://x')
-        service = type('Service', (), {'binary': 'nova-compute',
-                                       'host': 'host1'})()
+    def setUp(self):
+        super().setUp()
+        self.fix = self.useFixture(config_fixture.Config(conf.CONF))
+        self.fix.config(group='migration_guard_coordination',
+                        backend_url='nosuchscheme://x')
+        self.service = type('Service', (), {'binary': 'nova-compute',
+                                            'host': 'host1'})()
+
+    def _refusal(self):
         exc = self.assertRaises(SystemExit,
                                 hooks.MigrationGuardHooks().service_starting,
-                                service)
-        self.assertIn('[migration_guard_coordination] backend_url', str(exc))
+                                self.service)
+        return str(exc)
+
+    def test_invalid_option_stops_the_service(self):
+        self.fix.config(group='migration_guard', guards=['anti_affinity'])
+        self.assertIn('[migration_guard_coordination] backend_url',
+                      self._refusal())
+
+    def test_no_guard_listed_reads_no_option(self):
+        # The disabled plugin: stock Nova, whatever its other options say;
+        # the default, then "guards =" written in nova.conf.
+        self.assertIsNone(
+            hooks.MigrationGuardHooks().service_starting(self.service))
+        self.fix.load_raw_values(group='migration_guard', guards='')
+        self.assertIsNone(
+            hooks.MigrationGuardHooks().service_starting(self.service))
+
+    def test_unreadable_guards_value_is_validated(self):
+        # A guards value that is not a list of known guards lists
+        # something: not disabled, and the refusal names the option.
+        self.fix.load_raw_values(group='migration_guard', guards='bogus')
+        self.assertIn("[migration_guard] guards: Valid values are",
+                      self._refusal())
