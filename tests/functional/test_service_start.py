@@ -1,7 +1,13 @@
 """A service with invalid guard options refuses to start, on patched Nova
 (the plugin's service_starting hook through nova/plugin_hooks.py)."""
 
+import os
+import subprocess
+import sys
+
+import fixtures
 from nova import plugin_hooks
+import testtools
 
 from tests.functional import base
 
@@ -41,3 +47,30 @@ class ServiceStartTestCase(base.EmbeddedCloudTestCase):
         hosts = sorted(s['host'] for s in self.admin_api.get_services(
             binary='nova-compute'))
         self.assertEqual(['host1', 'host2'], hosts)
+
+
+
+class ConsoleScriptStartTestCase(testtools.TestCase):
+    """nova-compute started from its console script, as an operator runs
+    it, with an option of ours refused: the refusal is reported once."""
+
+    def test_refused_option_reported_once(self):
+        tmp = self.useFixture(fixtures.TempDir()).path
+        conf = os.path.join(tmp, 'nova.conf')
+        with open(conf, 'w') as f:
+            f.write('[DEFAULT]\nhost = refused1\nstate_path = %s\n'
+                    '[migration_guard_coordination]\n'
+                    'backend_url = mysterydb://somewhere\n' % tmp)
+        script = os.path.join(os.path.dirname(sys.executable),
+                              'nova-compute')
+        result = subprocess.run([script, '--config-file', conf],
+                                capture_output=True, text=True, timeout=120)
+        output = result.stdout + result.stderr
+        self.assertEqual(1, result.returncode, output)
+        refusal = ("invalid value for [migration_guard_coordination] "
+                   "backend_url: 'mysterydb://somewhere' (unknown scheme "
+                   "'mysterydb')")
+        self.assertEqual(1, output.count(refusal), output)
+        line, = [line for line in output.splitlines() if refusal in line]
+        self.assertIn(' CRITICAL nova_migration_guard.hooks ', line)
+        self.assertNotIn('Traceback', output)
