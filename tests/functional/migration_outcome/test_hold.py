@@ -49,12 +49,7 @@ class HoldTest(base.LateFailureTestCase):
 
     def live_migrate(self):
         """An admin's live migration to dest, which completes."""
-        libvirt = self.fail_at('hang')
-        self.start_live_migration()
-        self.assertTrue(libvirt.entered.wait(30))
-        libvirt.switch_over()
-        libvirt.release.set()
-        server, migration = self.wait_for_end()
+        server, migration, _ = self.live_migrate_to_the_end()
         self.assertEqual('completed', migration['status'])
         self.assertEqual(self.dest, server['OS-EXT-SRV-ATTR:host'])
         self.assertEqual('ACTIVE', server['status'])
