@@ -143,14 +143,17 @@ class GuardedUnshelveRaceTestCase(_UnshelveRace):
 
 
 class StockUnshelveRaceTestCase(_UnshelveRace):
-    """Records what stock Nova does (test detail 'outcomes')."""
+    """Stock Nova's failure of README.rst's table, in at least one round
+    (test detail 'outcomes' has the counts)."""
 
-    def _run(self, kinds):
-        self.assertTrue(list(self._rounds(kinds)))
-        self.assertNotIn('Refusing', self.stdlog.logger.output)
+    def _run(self, kinds, failures):
+        self.assert_stock_failure(
+            (outcome for _, outcome in self._rounds(kinds)), failures)
 
     def test_concurrent_unshelves_stock(self):
-        self._run(('unshelve', 'unshelve'))
+        # No late check on unshelve: both land on the free host.
+        self._run(('unshelve', 'unshelve'), ('violated',))
 
     def test_unshelve_racing_live_migration_stock(self):
-        self._run(('unshelve', 'live'))
+        # The live migration ends in ERROR (or both land on one host).
+        self._run(('unshelve', 'live'), ('error', 'violated'))
