@@ -33,12 +33,14 @@ class HoldTest(base.LateFailureTestCase):
         self.assertTrue(server['locked'])
         self.assertEqual(reason, server['locked_reason'])
 
+    def instance(self):
+        return objects.Instance.get_by_uuid(
+            self.ctxt, self.server['id'], expected_attrs=['system_metadata'])
+
     def guard_holds(self, reason):
         """The guard's hold, as the guarded driver and the restart
         recovery set it."""
-        instance = objects.Instance.get_by_uuid(
-            self.ctxt, self.server['id'], expected_attrs=['system_metadata'])
-        return hold.hold(self.ctxt, instance, reason)
+        return hold.hold(self.ctxt, self.instance(), reason)
 
     def assert_live_migration_refused(self, reason):
         error = self.assertRaises(
@@ -86,6 +88,8 @@ class HoldTest(base.LateFailureTestCase):
     def test_guard_hold_refuses_until_unlocked(self):
         reason = self.guard_holds('test: running on both hosts')
         self.assert_live_migration_refused(reason)
+        self.assertEqual(reason, self.instance().system_metadata[
+            hold.MARKER_KEY])
         # An operator releases the hold; the owner's lock with the very
         # same reason afterwards is the owner's lock, not a hold.
         self.admin_api.post_server_action(self.server['id'],
@@ -105,8 +109,7 @@ class HoldTest(base.LateFailureTestCase):
         """An earlier release marked a hold by its reason only (locked by
         an admin, reason with the prefix): such a hold, set before an
         upgrade, still refuses until an operator unlocks."""
-        instance = objects.Instance.get_by_uuid(
-            self.ctxt, self.server['id'], expected_attrs=['system_metadata'])
+        instance = self.instance()
         instance.locked = True
         instance.locked_by = 'admin'
         instance.system_metadata['locked_reason'] = (
