@@ -24,13 +24,21 @@ class MigrationGuardHooks(object):
         if _disabled():
             LOG.debug('nova-migration-guard: no guard listed, disabled')
             return
-        try:
-            conf.validate(conf.CONF)
-        except conf.ConfigurationError as exc:
-            LOG.critical('%s', exc)
-            raise
-        # Mutable options (SIGHUP): checked again at every reload.
         from nova_migration_guard.convergence import in_force
+        from nova_migration_guard import validation
+        try:
+            validation.validate(conf.CONF)
+        except conf.ConfigurationError as exc:
+            refusal = exc
+        else:
+            refusal = None
+        if refusal is not None:
+            # Logged outside the except block: there oslo.log's formatter
+            # appends the exception being handled, the message again.  The
+            # exit status is 1 and the interpreter prints nothing more.
+            LOG.critical('%s', refusal)
+            raise refusal
+        # Mutable options (SIGHUP): checked again at every reload.
         in_force.configuration(conf.CONF)
         conf.CONF.register_mutate_hook(in_force.on_reload)
         guards = conf.CONF.migration_guard.guards

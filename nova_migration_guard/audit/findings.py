@@ -41,13 +41,15 @@ KINDS = (ANTI_AFFINITY, STUCK_MIGRATION, UNKNOWN_STATE, HOST_MISMATCH,
 #: holds both hosts.
 FINAL_STATUSES = policy.FINAL_MIGRATION_STATUSES
 #: Every status Nova 34 gives a migration record (nova/compute,
-#: nova/conductor): live migration accepted, queued, preparing, running,
-#: post-migrating; cold migration/resize pre-migrating, migrating,
-#: post-migrating, finished, confirming, reverting; evacuation accepted,
-#: pre-migrating, done; and the final ones.
+#: nova/conductor, nova/virt/libvirt): live migration accepted, queued,
+#: preparing, running, running (post-copy) (the libvirt driver, once the
+#: migration switched to post-copy), post-migrating; cold migration/resize
+#: pre-migrating, migrating, post-migrating, finished, confirming,
+#: reverting; evacuation accepted, pre-migrating, done; and the final ones.
 KNOWN_STATUSES = FINAL_STATUSES | frozenset((
-    'accepted', 'queued', 'preparing', 'running', 'pre-migrating',
-    'migrating', 'post-migrating', 'finished', 'confirming', 'reverting'))
+    'accepted', 'queued', 'preparing', 'running', 'running (post-copy)',
+    'pre-migrating', 'migrating', 'post-migrating', 'finished',
+    'confirming', 'reverting'))
 #: In progress, but waiting for the user (a resize in VERIFY_RESIZE waits
 #: for confirm or revert): never "stuck".
 WAITING_FOR_USER = frozenset(('finished',))

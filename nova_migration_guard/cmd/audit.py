@@ -5,7 +5,7 @@ import json
 import os
 import sys
 
-EXIT_CLEAN, EXIT_FINDINGS, EXIT_UNREACHABLE = 0, 1, 2
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_UNREACHABLE, EXIT_AUDIT_FAILED = 0, 1, 2, 3
 
 FINDINGS_HELP = """\
 findings (an admin reads every project through the compute API):
@@ -27,7 +27,8 @@ findings (an admin reads every project through the compute API):
                         reverted or cancelled, either end while in progress
   duplicate-hypervisor  one hypervisor_hostname under two compute hosts
 
-exit status: 0 nothing found, 1 findings, 2 the cloud could not be read
+exit status: 0 nothing found, 1 findings, 2 the cloud could not be read,
+3 the audit itself failed (a defect of the audit: please report it)
 """
 
 
@@ -47,12 +48,25 @@ def add_parser(subparsers):
                              '$OS_CLOUD, else the OS_* environment)')
     parser.add_argument('--json', action='store_true',
                         help='print the findings as JSON on stdout')
-    parser.add_argument('--stuck-after', metavar='SECONDS', type=int,
+    parser.add_argument('--stuck-after', metavar='SECONDS', type=_seconds,
                         default=3600,
                         help='a migration in progress whose record has not '
                              'changed for longer is stuck (default: '
                              '%(default)s)')
     parser.set_defaults(func=run)
+
+
+def _seconds(text):
+    """A number of seconds, 0 or more (argparse names the option)."""
+    try:
+        seconds = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            'invalid value %r: a whole number of seconds, 0 or more' % text)
+    if seconds < 0:
+        raise argparse.ArgumentTypeError(
+            'invalid value %r: seconds must be 0 or more' % text)
+    return seconds
 
 
 def _one_line(exc):
@@ -67,9 +81,11 @@ def _unreachable_errors():
     from openstack import exceptions as sdk_exc
     import requests
     from nova_migration_guard.audit import collect
+    # Not ValueError: raised by the audit's own code, it says nothing about
+    # the cloud (an answer that is not JSON is requests' JSONDecodeError, a
+    # RequestException).
     return (collect.CollectError, sdk_exc.SDKException,
-            ksa_exc.ClientException, requests.RequestException, OSError,
-            ValueError)
+            ksa_exc.ClientException, requests.RequestException, OSError)
 
 
 def run(args, out=None, err=None):
@@ -97,6 +113,11 @@ def run(args, out=None, err=None):
         print('nova-migration-guard audit: cannot read cloud %s: %s'
               % (cloud, _one_line(exc)), file=err)
         return EXIT_UNREACHABLE
+    except ValueError as exc:
+        print('nova-migration-guard audit: the audit failed on cloud %s: %s '
+              '(an error of the audit, not of the cloud: please report it)'
+              % (cloud, _one_line(exc)), file=err)
+        return EXIT_AUDIT_FAILED
     found = findings.audit(
         inventory.servers, inventory.server_groups, inventory.migrations,
         inventory.hypervisors, inventory.now, args.stuck_after)

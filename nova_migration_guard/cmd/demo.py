@@ -1,7 +1,18 @@
 """``nova-migration-guard demo``: stock Nova against guarded Nova."""
 
+import argparse
 import os
 import tempfile
+
+# The scenarios' names only: the module loads no Nova.
+from nova_migration_guard.demo import scenarios
+
+
+def _scenario_list():
+    width = max(len(scenario.name) for scenario in scenarios.SCENARIOS)
+    return 'scenarios:\n' + ''.join(
+        '  %-*s  %s\n' % (width, scenario.name, scenario.title)
+        for scenario in scenarios.SCENARIOS)
 
 
 def add_parser(subparsers):
@@ -11,7 +22,9 @@ def add_parser(subparsers):
         description='Boots Nova\'s in-process services (API, conductor, '
                     'scheduler, placement, fake computes) on the patched '
                     'Nova installed here; needs Nova\'s test dependencies '
-                    '(test-requirements.txt).')
+                    '(test-requirements.txt).',
+        epilog=_scenario_list(),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--json', action='store_true',
                         help='print the results as JSON on stdout')
     parser.add_argument('--real', action='store_true',
@@ -19,13 +32,16 @@ def add_parser(subparsers):
                              'libvirt daemons and a QEMU guest on this '
                              'machine; root, after '
                              'tools/install-real-libvirt.sh; ~5 minutes)')
+    names = [scenario.name for scenario in scenarios.SCENARIOS]
     parser.add_argument('--scenario', action='append', metavar='NAME',
-                        help='run only this scenario (repeatable)')
+                        choices=names,
+                        help='run only this scenario (repeatable; the '
+                             'names are listed below)')
     parser.add_argument('--log-file', metavar='PATH',
-                        default=os.path.join(tempfile.gettempdir(),
-                                             'nova-migration-guard-demo.log'),
                         help='where the embedded services\' own output goes '
-                             '(default: %(default)s)')
+                             '(default: services.log in a new directory of '
+                             'this run under %s, printed at the start)'
+                             % tempfile.gettempdir())
     parser.set_defaults(func=run)
 
 
@@ -36,11 +52,15 @@ def run(args):
     # log file.
     out = os.fdopen(os.dup(1), 'w')
     progress = os.fdopen(os.dup(2), 'w')
-    with open(args.log_file, 'ab') as log:
+    # A log of this run's own unless asked: a fixed file in the shared
+    # temporary directory would mix every checkout's and user's runs.
+    log_file = args.log_file or os.path.join(
+        tempfile.mkdtemp(prefix='nova-migration-guard-demo-'), 'services.log')
+    with open(log_file, 'ab') as log:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
     os.environ.setdefault('OS_LOG_CAPTURE', '1')
-    print('nova-migration-guard demo: services log to %s' % args.log_file,
+    print('nova-migration-guard demo: services log to %s' % log_file,
           file=progress, flush=True)
     # Imported here: it loads Nova's test harness, which other commands
     # (patches) must not need.

@@ -3,6 +3,10 @@
 One module per option group, in the style of ``nova/conf``.  Every module
 exposes ``register_opts(conf)`` and ``list_opts()``; this package gathers
 them for the ``oslo.config.opts`` entry point (``tox -e genconfig``).
+
+As nova/conf, a leaf: it imports nothing else of ours, so that any module
+can import it.  Checking the values at service start, which needs the
+guards' own code, is :mod:`nova_migration_guard.validation`.
 """
 
 from oslo_config import cfg
@@ -37,10 +41,14 @@ register_opts(CONF)
 class ConfigurationError(SystemExit):
     """An invalid option value: the service must not start.
 
-    A SystemExit so that a service started from a console script stops with
-    the one-line message and exit code 1, as Nova does for a bad
-    ``compute_driver``.
+    A SystemExit with exit status 1, as Nova's for a bad ``compute_driver``:
+    the service-start hook logs the one-line message (``str()``) as
+    CRITICAL, and the interpreter prints nothing more.
     """
+
+    def __init__(self, message):
+        super().__init__(message)
+        self.code = 1
 
 
 def ensure_state_path(conf):
@@ -61,34 +69,3 @@ def ensure_state_path(conf):
     else:
         opts = nova_paths.ALL_OPTS
     conf.register_opts(opts)
-
-
-def validate(conf=CONF):
-    """Read every option of our groups; raise ConfigurationError on the first
-    invalid one, naming the option and what it accepts."""
-    ensure_state_path(conf)
-    for group, opts in list_opts():
-        for opt in opts:
-            try:
-                getattr(conf[group.name], opt.dest)
-            except (ValueError, cfg.ConfigFileValueError) as exc:
-                # oslo.config says "... is not valid: Valid values are [a, b],
-                # but found 'c'"; keep what follows the location details.
-                reason = str(exc).split(' is not valid: ', 1)[-1]
-                raise ConfigurationError(
-                    'nova-migration-guard: invalid value for [%s] %s: %s'
-                    % (group.name, opt.name, reason.splitlines()[0]))
-    from nova_migration_guard import coordination  # noqa: avoid a cycle
-    coordination.validate_backend_url(conf)
-    _validate_convergence_policies(conf)
-
-
-def _validate_convergence_policies(conf):
-    from nova_migration_guard.convergence import in_force
-    from nova_migration_guard.convergence import policies
-    group = conf.migration_guard_convergence
-    try:
-        in_force.check(group.default_policy, group.custom_policies)
-    except policies.PolicyError as exc:
-        raise ConfigurationError('nova-migration-guard: invalid value for '
-                                 '[migration_guard_convergence]: %s' % exc)

@@ -3,7 +3,7 @@
 
 Both options are mutable: Nova's services reload them on SIGHUP, without
 a restart.  At start an invalid value stops the service
-(``conf.validate``).  A reload cannot be refused, so an invalid reloaded
+(``validation.validate``).  A reload cannot be refused, so an invalid reloaded
 value is reported once, at the reload, as an error naming the option and
 the accepted values, and the last valid configuration stays in force until
 it is fixed: a live migration must not fail over a typo in nova.conf

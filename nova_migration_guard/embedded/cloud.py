@@ -26,6 +26,7 @@ operator would, so the tests assert what a user sees.
 import nova.tests.functional  # noqa: F401  isort:skip
 
 import copy
+import os
 import random
 import threading
 import time
@@ -96,9 +97,13 @@ class GuardsFixture(fixtures.Fixture):
 
     def _setUp(self):
         locks = self.useFixture(fixtures.TempDir()).path
+        state_path = self.useFixture(fixtures.TempDir()).path
+        # Nova finds its api-paste.ini under $state_path/etc.
+        nova_etc = os.path.join(CONF.state_path, 'etc')
+        if os.path.isdir(nova_etc):
+            os.symlink(nova_etc, os.path.join(state_path, 'etc'))
         for name, value, group in (
-                ('state_path', self.useFixture(fixtures.TempDir()).path,
-                 None),
+                ('state_path', state_path, None),
                 ('guards', self.guards, 'migration_guard'),
                 ('backend_url', 'file://' + locks,
                  'migration_guard_coordination')):

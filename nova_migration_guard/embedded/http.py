@@ -11,17 +11,21 @@ OSAPIFixture stubs Nova's keystonemiddleware and builds the request context
 from identity headers.
 
 Authentication without Keystone: ``TokenAuth`` plays keystonemiddleware's
-part in front of the application.  It maps a fixed X-Auth-Token to an
+part in front of the application.  It maps an X-Auth-Token to an
 identity (user, project, roles), strips whatever identity headers the client
 sent, and adds those of the token, both the ones keystonemiddleware sets
 (X-User-Id, X-Project-Id, X-Roles, ...) and the ones OSAPIFixture's stub
 reads (X-Auth-User, X-Auth-Project-Id).  A client authenticates as with an
 admin token: openstacksdk's ``auth_type: admin_token`` (keystoneauth's
 token_endpoint plugin) with ``token`` and ``endpoint``; ``clouds_yaml()``
-writes such an entry.
+writes such an entry.  The admin token is random, new for each
+``LoopbackComputeAPI``: any local user can reach a loopback port, and a
+token written in this file would make them admin of the cloud.
 """
 
 import json
+import os
+import secrets
 import socketserver
 import threading
 from wsgiref import simple_server
@@ -29,8 +33,7 @@ from wsgiref import simple_server
 import fixtures
 import yaml
 
-#: The admin token and its identity, as OSAPIFixture's admin_api.
-ADMIN_TOKEN = 'embedded-cloud-admin'
+#: The admin's identity, as OSAPIFixture's admin_api.
 ADMIN_IDENTITY = ('admin', '6f70656e737461636b20342065766572',
                   ('reader', 'member', 'admin'))
 
@@ -105,13 +108,16 @@ def load_compute_app():
 class LoopbackComputeAPI(fixtures.Fixture):
     """Serve ``app`` (default: Nova's compute API) on 127.0.0.1 at a free
     port until cleanup.  ``endpoint`` is the compute endpoint
-    (``http://127.0.0.1:PORT/v2.1``); ``tokens`` maps X-Auth-Token values
-    to (user, project, roles)."""
+    (``http://127.0.0.1:PORT/v2.1``); ``admin_token``, random, authenticates
+    as ADMIN_IDENTITY; ``tokens`` maps more X-Auth-Token values to (user,
+    project, roles)."""
 
     def __init__(self, app=None, tokens=None):
         super().__init__()
         self._app = app
-        self.tokens = dict(tokens or {ADMIN_TOKEN: ADMIN_IDENTITY})
+        self.admin_token = secrets.token_urlsafe(32)
+        self.tokens = {self.admin_token: ADMIN_IDENTITY}
+        self.tokens.update(tokens or {})
 
     def _setUp(self):
         self.auth = TokenAuth(self._app or load_compute_app(), self.tokens)
@@ -136,19 +142,24 @@ class LoopbackComputeAPI(fixtures.Fixture):
     def requests_served(self):
         return self.auth.requests
 
-    def cloud_config(self, token=ADMIN_TOKEN):
-        """A clouds.yaml entry for this API, as admin without Keystone."""
+    def cloud_config(self, token=None):
+        """A clouds.yaml entry for this API, without Keystone: as admin
+        unless another ``token`` is given."""
         return {
             'auth_type': 'admin_token',
-            'auth': {'endpoint': self.endpoint, 'token': token},
+            'auth': {'endpoint': self.endpoint,
+                     'token': token or self.admin_token},
             'compute_endpoint_override': self.endpoint,
             'region_name': 'RegionOne',
         }
 
-    def clouds_yaml(self, path, cloud='embedded', token=ADMIN_TOKEN):
+    def clouds_yaml(self, path, cloud='embedded', token=None):
         """Write a clouds.yaml with one cloud named ``cloud`` to ``path``
-        (for OS_CLIENT_CONFIG_FILE); returns ``path``."""
-        with open(path, 'w') as f:
+        (for OS_CLIENT_CONFIG_FILE), readable by its owner only: it holds
+        the admin token.  Returns ``path``."""
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                          0o600), 'w') as f:
+            os.fchmod(f.fileno(), 0o600)
             yaml.safe_dump({'clouds': {cloud: self.cloud_config(token)}}, f,
                            default_flow_style=False)
         return path

@@ -267,6 +267,17 @@ class MigrationCloud(libvirt_cloud.LibvirtCloudTestCase):
             {'os-migrateLive': {'host': self.dest,
                                 'block_migration': 'auto'}})
 
+    def live_migrate_to_the_end(self):
+        """A live migration to dest that libvirt completes; returns the
+        server and the migration once it ended, and the LibvirtMigration
+        that ran it."""
+        libvirt = self.fail_at('hang')
+        self.start_live_migration()
+        self.assertTrue(libvirt.entered.wait(30))
+        libvirt.switch_over()
+        libvirt.release.set()
+        return self.wait_for_end() + (libvirt,)
+
     def wait_for_end(self, statuses=('completed', 'failed', 'error',
                                      'cancelled')):
         migration = self._wait_for_migration_status(self.server,

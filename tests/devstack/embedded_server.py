@@ -6,7 +6,7 @@ the patched Nova of this virtualenv) with the anti_affinity guard configured
 as README.rst says (the scheduler filter and weigher beside Nova's own;
 ``NMG_EMBEDDED_GUARDS`` names other guards, empty for stock Nova;
 ``NMG_EMBEDDED_COMPUTES`` another number of computes),
-serves its compute API on a loopback port (``LoopbackComputeAPI``: a fixed
+serves its compute API on a loopback port (``LoopbackComputeAPI``: a random
 admin token instead of Keystone) and writes into STATE_DIR:
 
 ``clouds.yaml``

@@ -10,6 +10,7 @@ import datetime
 import io
 import json
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -26,7 +27,7 @@ from nova_migration_guard.embedded import http
 from tests.functional import base
 
 CLOUD = 'embedded'
-READER_TOKEN = 'embedded-cloud-reader'
+READER_TOKEN = secrets.token_urlsafe(32)
 
 
 class AuditTestCase(base.EmbeddedCloudTestCase):
@@ -36,7 +37,6 @@ class AuditTestCase(base.EmbeddedCloudTestCase):
     def setUp(self):
         super().setUp()
         self.loopback = self.useFixture(http.LoopbackComputeAPI(tokens={
-            http.ADMIN_TOKEN: http.ADMIN_IDENTITY,
             READER_TOKEN: ('reader', http.ADMIN_IDENTITY[1], ('reader',))}))
         tmp = self.useFixture(fixtures.TempDir())
         self.clouds_yaml = self.loopback.clouds_yaml(

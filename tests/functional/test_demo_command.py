@@ -92,6 +92,29 @@ class DemoCommandTestCase(testtools.TestCase):
         self.assertIn('[1/7] concurrent live migrations', result.stderr)
         self.assertGreater(os.path.getsize(log), 0)
 
+    def test_each_run_logs_to_its_own_file(self):
+        """Without --log-file, each run's services log to a new file of
+        its own (printed), never to one file shared by every run."""
+        tmp = self.useFixture(fixtures.TempDir()).path
+        env = dict(os.environ, LC_ALL='C.UTF-8', TMPDIR=tmp)
+        logs = []
+        for _ in range(2):
+            result = subprocess.run(
+                [sys.executable, '-m', 'nova_migration_guard.cmd.main',
+                 'demo', '--scenario', 'xenapi-sr-naming'],
+                capture_output=True, text=True, timeout=600, env=env)
+            self.assertEqual(0, result.returncode, result.stderr)
+            first = result.stderr.splitlines()[0]
+            self.assertTrue(first.startswith(
+                'nova-migration-guard demo: services log to '), first)
+            logs.append(first.rsplit(' ', 1)[-1])
+        self.assertNotEqual(logs[0], logs[1])
+        for log in logs:
+            self.assertTrue(os.path.isfile(log), log)
+            self.assertTrue(log.startswith(tmp + os.sep), log)
+            self.assertNotEqual('nova-migration-guard-demo.log',
+                                os.path.basename(log))
+
     def test_table(self):
         result, _ = self._demo('--scenario', 'forced-host-live-migration')
         self.assertEqual(0, result.returncode, result.stderr)

@@ -3,7 +3,13 @@ service_starting hook through nova/plugin_hooks.py): with guards listed, a
 service with invalid guard options refuses to start; with none listed, the
 plugin is disabled and reads none of its options, as stock Nova would."""
 
+import os
+import subprocess
+import sys
+
+import fixtures
 from nova import plugin_hooks
+import testtools
 
 from tests.functional import base
 
@@ -72,3 +78,30 @@ class DisabledPluginServiceStartTestCase(_ServiceStartMixin,
             if 'nova-migration-guard' in line or
             'nova_migration_guard' in line]
         self.assertEqual([], plugin_lines)
+
+
+class ConsoleScriptStartTestCase(testtools.TestCase):
+    """nova-compute started from its console script, as an operator runs
+    it, with an option of ours refused: the refusal is reported once."""
+
+    def test_refused_option_reported_once(self):
+        tmp = self.useFixture(fixtures.TempDir()).path
+        conf = os.path.join(tmp, 'nova.conf')
+        with open(conf, 'w') as f:
+            f.write('[DEFAULT]\nhost = refused1\nstate_path = %s\n'
+                    '[migration_guard]\nguards = anti_affinity\n'
+                    '[migration_guard_coordination]\n'
+                    'backend_url = mysterydb://somewhere\n' % tmp)
+        script = os.path.join(os.path.dirname(sys.executable),
+                              'nova-compute')
+        result = subprocess.run([script, '--config-file', conf],
+                                capture_output=True, text=True, timeout=120)
+        output = result.stdout + result.stderr
+        self.assertEqual(1, result.returncode, output)
+        refusal = ("invalid value for [migration_guard_coordination] "
+                   "backend_url: 'mysterydb://somewhere' (unknown scheme "
+                   "'mysterydb')")
+        self.assertEqual(1, output.count(refusal), output)
+        line, = [line for line in output.splitlines() if refusal in line]
+        self.assertIn(' CRITICAL nova_migration_guard.hooks ', line)
+        self.assertNotIn('Traceback', output)

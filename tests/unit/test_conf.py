@@ -6,6 +6,7 @@ import testtools
 
 from nova_migration_guard import conf
 from nova_migration_guard import hooks
+from nova_migration_guard import validation
 
 
 class ValidateTestCase(testtools.TestCase):
@@ -25,7 +26,7 @@ class ValidateTestCase(testtools.TestCase):
         self.conf([], default_config_files=[path])
 
     def _refusal(self):
-        exc = self.assertRaises(conf.ConfigurationError, conf.validate,
+        exc = self.assertRaises(conf.ConfigurationError, validation.validate,
                                 self.conf)
         self.assertIsInstance(exc, SystemExit)
         message = str(exc)
@@ -34,7 +35,7 @@ class ValidateTestCase(testtools.TestCase):
 
     def test_defaults_are_valid(self):
         self._load('')
-        conf.validate(self.conf)
+        validation.validate(self.conf)
         self.assertEqual([], self.conf.migration_guard.guards)
 
     def test_unknown_guard(self):
@@ -129,3 +130,61 @@ class ServiceStartingHookTestCase(testtools.TestCase):
         self.fix.load_raw_values(group='migration_guard', guards='bogus')
         self.assertIn("[migration_guard] guards: Valid values are",
                       self._refusal())
+
+    def test_refusal_is_logged_once_and_exits_1(self):
+        """Once in the CRITICAL line (oslo.log's formatter, as a service
+        runs it, adds the exception being handled to a line logged inside
+        an except block) and nothing more: the exit status is 1, the
+        interpreter prints no message of its own."""
+        import io
+        import logging
+
+        from oslo_log import formatters
+        from oslo_log import log
+
+        self.fix.config(group='migration_guard', guards=['anti_affinity'])
+        stream = io.StringIO()
+        handler = logging.StreamHandler(stream)
+        log_conf = cfg.ConfigOpts()
+        log.register_options(log_conf)
+        log_conf([])
+        handler.setFormatter(formatters.ContextFormatter(config=log_conf))
+        logger = logging.getLogger('nova_migration_guard')
+        logger.addHandler(handler)
+        self.addCleanup(logger.removeHandler, handler)
+        exc = self.assertRaises(SystemExit,
+                                hooks.MigrationGuardHooks().service_starting,
+                                self.service)
+        self.assertEqual(1, stream.getvalue().count(str(exc)),
+                         stream.getvalue())
+        self.assertIn('CRITICAL', stream.getvalue())
+        self.assertEqual(1, exc.code)
+
+
+class ConfIsALeafTestCase(testtools.TestCase):
+    """nova_migration_guard.conf imports nothing else of ours, as nova/conf
+    (any module may import it without a cycle)."""
+
+    def test_conf_imports_only_conf(self):
+        import ast
+        import os
+
+        package = os.path.dirname(conf.__file__)
+        imported = []
+        for name in sorted(os.listdir(package)):
+            if not name.endswith('.py'):
+                continue
+            with open(os.path.join(package, name)) as f:
+                tree = ast.parse(f.read())
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom):
+                    modules = [node.module or '']
+                elif isinstance(node, ast.Import):
+                    modules = [alias.name for alias in node.names]
+                else:
+                    continue
+                imported.extend(
+                    '%s: %s' % (name, module) for module in modules
+                    if module.startswith('nova_migration_guard') and
+                    not module.startswith('nova_migration_guard.conf'))
+        self.assertEqual([], imported)

@@ -22,6 +22,7 @@ from tooz.drivers import file as tooz_file
 
 from nova_migration_guard import conf as mg_conf
 from nova_migration_guard import coordination
+from nova_migration_guard import validation
 
 GROUP = 'migration_guard_coordination'
 LOGGER = 'nova_migration_guard.coordination'
@@ -184,7 +185,7 @@ class TestValidateBackendUrl(CoordinationTestCase):
     def test_conf_validate_calls_it(self):
         conf = make_conf(self, backend_url='foo://bar')
         exc = self.assertRaises(mg_conf.ConfigurationError,
-                                mg_conf.validate, conf)
+                                validation.validate, conf)
         self.assertIn("backend_url: 'foo://bar' (unknown scheme 'foo')",
                       str(exc))
 

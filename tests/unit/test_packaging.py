@@ -59,3 +59,89 @@ class PackagingTestCase(testtools.TestCase):
                        '#backend_url = file://$state_path/migration_guard/'
                        'locks', '#on_backend_failure = fail_closed'):
             self.assertIn(needle, text)
+
+
+class DeclaredDependenciesTestCase(testtools.TestCase):
+    """Every third-party module the shipped package imports is declared:
+    in requirements.txt, or, for the demo's embedded cloud, in an extra of
+    setup.cfg (read from the source tree, which is what ships)."""
+
+    ROOT = pathlib.Path(__file__).resolve().parents[2]
+    #: Imported but never declared, and why.
+    HOST = {'nova': "the host: the plugin is installed into Nova's own "
+                    "environment, and Nova pins what it needs"}
+    #: Module -> distribution for modules not installed here.
+    NOT_INSTALLED = {'libvirt': 'libvirt-python'}
+    #: Code that only the demo (``nova-migration-guard demo``) imports, and
+    #: the extras that declare what it needs.
+    EXTRAS = (('nova_migration_guard/embedded/real_libvirt/',
+               ('demo', 'real-libvirt')),
+              ('nova_migration_guard/embedded/', ('demo',)),
+              ('nova_migration_guard/demo/', ('demo',)))
+
+    @staticmethod
+    def _canonical(name):
+        import re
+        return re.sub(r'[-_.]+', '-', name).lower()
+
+    def _requirements(self, lines):
+        import re
+        names = set()
+        for line in lines:
+            line = line.split('#', 1)[0].strip()
+            if line:
+                names.add(self._canonical(re.split(r'[<>=!~;\[ ]', line)[0]))
+        return names
+
+    def _declared(self):
+        import configparser
+        base = self._requirements(
+            (self.ROOT / 'requirements.txt').read_text().splitlines())
+        setup = configparser.ConfigParser()
+        setup.read(self.ROOT / 'setup.cfg')
+        extras = {}
+        if setup.has_section('extras'):
+            for extra, text in setup.items('extras'):
+                extras[extra] = self._requirements(text.splitlines())
+        return base, extras
+
+    def _imports(self):
+        """{(file, top-level module)} of third-party imports."""
+        import ast
+        found = set()
+        for path in sorted((self.ROOT / 'nova_migration_guard').rglob(
+                '*.py')):
+            tree = ast.parse(path.read_text())
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom) and not node.level:
+                    modules = [node.module]
+                elif isinstance(node, ast.Import):
+                    modules = [alias.name for alias in node.names]
+                else:
+                    continue
+                for module in modules:
+                    top = module.split('.')[0]
+                    if (top not in sys.stdlib_module_names and
+                            top != 'nova_migration_guard'):
+                        found.add((str(path.relative_to(self.ROOT)), top))
+        return found
+
+    def test_every_import_declared(self):
+        base, extras = self._declared()
+        dists = importlib.metadata.packages_distributions()
+        missing = []
+        for path, module in sorted(self._imports()):
+            if module in self.HOST:
+                continue
+            names = {self._canonical(d) for d in dists.get(
+                module, [self.NOT_INSTALLED.get(module, module)])}
+            allowed = set(base)
+            for prefix, extra_names in self.EXTRAS:
+                if path.startswith(prefix):
+                    for extra in extra_names:
+                        allowed |= extras.get(extra, set())
+                    break
+            if not names & allowed:
+                missing.append('%s imports %s (%s)'
+                               % (path, module, ', '.join(sorted(names))))
+        self.assertEqual([], missing)

@@ -149,6 +149,25 @@ class _MoveRace(base.EmbeddedCloudTestCase):
         self.addDetail('outcomes', content.text_content(
             '\n'.join('%s: %d' % kv for kv in sorted(tally.items()))))
 
+    def assert_stock_failure(self, outcomes, failures):
+        """Stock Nova's failure, as README.rst's anti-affinity table
+        records it, seen in at least one round (a race: not in every
+        round), and the guard stayed out of it.  ``failures``: which of
+        'violated' (two members on one host), 'error' (an instance in
+        ERROR), 'both failed' (neither move happened, each refused by the
+        other's check) and 'a move failed' (the outcome's 'moves failed'
+        names a racer) count."""
+        outcomes = list(outcomes)
+        seen = [o for o in outcomes if
+                ('violated' in failures and o['violated']) or
+                ('error' in failures and o['error']) or
+                ('both failed' in failures and o.get('migrations') and
+                 set(o['migrations']) <= {'error', 'failed'}) or
+                ('a move failed' in failures and o.get('moves failed'))]
+        self.assertTrue(seen, 'no round showed %s: %s'
+                        % (' or '.join(failures), outcomes))
+        self.assertNotIn('Refusing', self.stdlog.logger.output)
+
 
 class GuardedMoveRaceTestCase(_MoveRace):
     GUARDS = ('anti_affinity',)
@@ -210,19 +229,22 @@ class MultiControllerMoveRaceTestCase(GuardedMoveRaceTestCase):
 
 class StockMoveRaceTestCase(_MoveRace):
     """The same races on stock behaviour (plugin installed, guard off):
-    records what happens (test detail 'outcomes'); asserts only that the
-    scenario ran and the guard stayed out of it."""
+    the failure README.rst's table records for stock Nova shows in at least
+    one round (test detail 'outcomes' has the counts)."""
 
-    def _run(self, kinds):
-        rounds = list(self._race_rounds(kinds))
-        self.assertTrue(rounds)
-        self.assertNotIn('Refusing', self.stdlog.logger.output)
+    def _run(self, kinds, failures):
+        self.assert_stock_failure(
+            (outcome for _, _, _, _, outcome in self._race_rounds(kinds)),
+            failures)
 
     def test_concurrent_live_migrations_stock(self):
-        self._run(('live', 'live'))
+        # Policy kept, but both moves failed in most rounds; an ERROR now
+        # and then.
+        self._run(('live', 'live'), ('both failed', 'error', 'violated'))
 
     def test_concurrent_cold_migrations_stock(self):
-        self._run(('cold', 'cold'))
+        # Both landed on the free host (or one went to ERROR).
+        self._run(('cold', 'cold'), ('violated', 'error'))
 
     def test_concurrent_live_and_cold_migration_stock(self):
-        self._run(('live', 'cold'))
+        self._run(('live', 'cold'), ('error', 'violated'))

@@ -92,6 +92,12 @@ class _UnshelveRace(test_late_check._MoveRace):
                                        s['OS-EXT-SRV-ATTR:host'])
                            for s in members if s['name'] in ('vm1', 'vm2')},
             }
+            # Racers whose move did not happen: still offloaded, or still
+            # on host4 after a live migration.
+            outcome['moves failed'] = sorted(
+                name for name, kind in zip(('vm1', 'vm2'), kinds)
+                if outcome['racers'][name][0] == PARKED or
+                (kind == 'live' and outcome['racers'][name][2] == 'host4'))
             tally['violated' if outcome['violated'] else 'policy kept'] += 1
             tally['rounds with an instance in ERROR'] += bool(
                 outcome['error'])
@@ -143,14 +149,21 @@ class GuardedUnshelveRaceTestCase(_UnshelveRace):
 
 
 class StockUnshelveRaceTestCase(_UnshelveRace):
-    """Records what stock Nova does (test detail 'outcomes')."""
+    """Stock Nova's failure of README.rst's table, in at least one round
+    (test detail 'outcomes' has the counts)."""
 
-    def _run(self, kinds):
-        self.assertTrue(list(self._rounds(kinds)))
-        self.assertNotIn('Refusing', self.stdlog.logger.output)
+    def _run(self, kinds, failures):
+        self.assert_stock_failure(
+            (outcome for _, outcome in self._rounds(kinds)), failures)
 
     def test_concurrent_unshelves_stock(self):
-        self._run(('unshelve', 'unshelve'))
+        # No late check on unshelve: both land on the free host.
+        self._run(('unshelve', 'unshelve'), ('violated',))
 
     def test_unshelve_racing_live_migration_stock(self):
-        self._run(('unshelve', 'live'))
+        # Nova's own check on the live migration's destination refuses it
+        # in most rounds; in some runs it comes too late and the instance
+        # goes to ERROR (README.rst's table), in others not within 20
+        # rounds: only "a move failed or worse" is certain.
+        self._run(('unshelve', 'live'), ('error', 'violated',
+                                         'a move failed'))

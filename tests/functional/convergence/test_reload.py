@@ -36,12 +36,7 @@ class InvalidReloadedPolicyTest(MigrationCloud):
         # start-time validation does not run).
         self.flags(default_policy='pre-copy-onyl',
                    group='migration_guard_convergence')
-        libvirt = self.fail_at('hang')
-        self.start_live_migration()
-        self.assertTrue(libvirt.entered.wait(30))
-        libvirt.switch_over()
-        libvirt.release.set()
-        server, migration = self.wait_for_end()
+        server, migration, libvirt = self.live_migrate_to_the_end()
         self.addDetail('outcome', text_content(
             self.outcome(server, migration)))
 

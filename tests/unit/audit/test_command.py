@@ -81,3 +81,51 @@ class UnreachableTestCase(testtools.TestCase):
                      '0 nothing found, 1 findings, 2 the cloud could not '
                      'be read'):
             self.assertIn(word, text)
+
+
+class ArgumentsTestCase(testtools.TestCase):
+
+    def test_negative_stuck_after_refused(self):
+        err = io.StringIO()
+        self.useFixture(fixtures.MonkeyPatch('sys.stderr', err))
+        exc = self.assertRaises(SystemExit, audit.main,
+                                ['--stuck-after', '-5'])
+        self.assertEqual(2, exc.code)
+        self.assertIn("argument --stuck-after: invalid value '-5': "
+                      "seconds must be 0 or more", err.getvalue())
+
+    def test_zero_stuck_after_accepted(self):
+        from nova_migration_guard.cmd import main
+        args = main.build_parser().parse_args(['audit', '--stuck-after', '0'])
+        self.assertEqual(0, args.stuck_after)
+
+
+class AuditErrorTestCase(testtools.TestCase):
+    """An error of the audit itself is not "cannot read the cloud".
+
+    What is stubbed, and why: the collection raises a ValueError, as a
+    defect in the audit's own reading of an answer would; no real cloud
+    answers in a way that makes it raise one on demand."""
+
+    def test_value_error_reported_as_what_it_is(self):
+        from nova_migration_guard.audit import collect
+
+        def broken(conn, progress):
+            raise ValueError('invalid literal for int() with base 10')
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova_migration_guard.audit.collect.connect', lambda cloud: None))
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova_migration_guard.audit.collect.collect', broken))
+        self.assertIs(broken, collect.collect)
+        out, err = io.StringIO(), io.StringIO()
+        code = audit.main(['--os-cloud', 'somecloud'], out=out, err=err)
+        self.assertEqual(3, code)
+        self.assertEqual('', out.getvalue())
+        last = err.getvalue().splitlines()[-1]
+        self.assertNotIn('cannot read cloud', last)
+        self.assertEqual(
+            'nova-migration-guard audit: the audit failed on cloud '
+            'somecloud: ValueError: invalid literal for int() with base 10 '
+            '(an error of the audit, not of the cloud: please report it)',
+            last)
+        self.assertNotIn('Traceback', err.getvalue())

@@ -236,6 +236,23 @@ class UnknownStateTestCase(testtools.TestCase):
                                 age=100)]
         self.assertEqual([], audit(servers, migrations=migrations))
 
+    def test_post_copy_is_a_status_nova_sets(self):
+        """'running (post-copy)': Nova's libvirt driver, once a live
+        migration switched to post-copy (nova/virt/libvirt/migration.py)."""
+        servers = [server(A, 'host2', 'vm1')]
+        post_copy = migration(4, A, 'running (post-copy)', 'host1', 'host2',
+                              age=7530)
+        found = audit(servers, migrations=[post_copy])
+        self.assertEqual([(findings.STUCK_MIGRATION, 'migration 4')],
+                         [f[:2] for f in found])
+        self.assertIn("has been 'running (post-copy)' for 2 h 05 min",
+                      found[0].message)
+        # In progress: the instance is on either end, and counts on both.
+        self.assertEqual([findings.HOST_MISMATCH], [
+            f.kind for f in audit([server(A, 'host3', 'vm1')],
+                                  migrations=[post_copy],
+                                  stuck_after=10 ** 6)])
+
     def test_status_nova_never_sets(self):
         servers = [server(A, 'host1')]
         odd = migration(4, A, 'half-done', 'host1', 'host2')

@@ -10,6 +10,7 @@ import testtools
 
 from nova_migration_guard import conf
 from nova_migration_guard.convergence import in_force
+from nova_migration_guard import validation
 
 
 class ReloadTest(testtools.TestCase):
@@ -37,7 +38,7 @@ class ReloadTest(testtools.TestCase):
         """As a service starts: load, validate, register the hook."""
         self._write(**kwargs)
         self.conf([], default_config_files=[self.path])
-        conf.validate(self.conf)
+        validation.validate(self.conf)
         self.conf.register_mutate_hook(in_force.on_reload)
         return in_force.configuration(self.conf)
 
