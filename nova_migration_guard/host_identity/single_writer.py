@@ -109,6 +109,7 @@ class _Holder:
 
     def __init__(self, service, name, fail_closed):
         self.service = service
+        self.name = name
         self.what = 'the identity lease %s of nova-compute %s' % (
             name, service.host)
         self.fence = coordination.SelfFence(self.what) if fail_closed else None
@@ -184,6 +185,6 @@ class _Holder:
                 self.lease.release()
                 return
             LOG.warning('nova-compute %s holds its identity lease %s on %s '
-                        'again', self.service.host, self.lease.name,
+                        'again', self.service.host, self.name,
                         self.lease.backend_url)
             return
