@@ -39,8 +39,9 @@ LOCK_TTL = 3
 WAIT = 45
 # Rounds: a takeover costs about two TTLs (the key's expiry, then the new
 # holder's wait) and a process start; keep each backend's run under ~90 s.
-FREEZE_ROUNDS = 6
+FREEZE_ROUNDS = 5
 OUTAGE_ROUNDS = 2
+FORGET_ROUNDS = 2
 STANDBY_WAITS = 'is held by another process: waiting as a hot standby'
 FENCED = 'fences itself'
 
@@ -143,6 +144,24 @@ class FencingTest(testscenarios.WithScenarios, base.BaseTestCase):
                       '%s writes' % writer.name)
         return writer
 
+    def forget_lease(self):
+        """Delete the lease's key in the backend, as a redis failover to a
+        replica that had not got it, or a clock step on the server, loses
+        it before its TTL."""
+        if isinstance(self.server, servers.RedisServer):
+            import redis
+            client = redis.Redis(host='127.0.0.1', port=self.server.port)
+            keys = client.keys('*migration-guard.lease.*')
+            self.assertEqual(1, len(keys), keys)
+            client.delete(*keys)
+            client.close()
+        else:
+            import etcd3gw
+            self.assertTrue(etcd3gw.client(
+                host='127.0.0.1', port=self.server.port).delete_prefix(
+                    # tooz's Etcd3Lock key: b'/tooz/locks' + name.
+                    '/tooz/locksmigration-guard.lease.'))
+
     def runs(self):
         """The record as runs of one writer: [[pid, first, last]]."""
         runs = []
@@ -225,6 +244,23 @@ class FencingTest(testscenarios.WithScenarios, base.BaseTestCase):
             # Longer than the TTL.
             time.sleep(LOCK_TTL + 2)
             self.server.start()
+            self.wait_for(lambda: self.writing(standby),
+                          'the standby %s writes' % standby.name)
+            self.assert_fenced(holder)
+            self.assertIn(FENCED, holder.log())
+            holder = standby
+        self.assert_one_writer_at_a_time()
+
+    def test_backend_forgets_the_lease_early(self):
+        """The backend loses the holder's key before its TTL: the standby
+        takes the lease at once, while the holder still believes it holds
+        it.  The holder learns it at its next renewal and ends; the new
+        holder waits one TTL after taking the lease before it writes."""
+        holder = self.start_holder()
+        for _ in range(FORGET_ROUNDS):
+            standby = self.start_standby()
+            time.sleep(self.random.uniform(0, LOCK_TTL / 3.0))
+            self.forget_lease()
             self.wait_for(lambda: self.writing(standby),
                           'the standby %s writes' % standby.name)
             self.assert_fenced(holder)
