@@ -58,6 +58,8 @@ class Lease:
         #: While held with a TTL: until when (time.monotonic()) the lease
         #: is surely still ours in the backend, minus one check interval.
         self.valid_until = None
+        #: After a loss: True if the backend was unreachable, False if it
+        #: said the lease is no longer ours.
         self.lost_in_outage = None
         self._member_id = member_id
         self._url = conf[backend.GROUP].backend_url
