@@ -41,5 +41,6 @@ from nova_migration_guard.coordination.locks import reset
 __all__ = [
     'LOCK_PREFIX', 'CoordinationError', 'CoordinationUnavailable',
     'Coordinator', 'Lease', 'LeaseHeld', 'LockTimeout', 'SelfFence',
-    'backend_schemes', 'end_process', 'get_coordinator', 'mask_url', 'reset', 'validate_backend_url',
+    'backend_schemes', 'end_process', 'get_coordinator', 'mask_url',
+    'reset', 'validate_backend_url',
 ]
