@@ -9,13 +9,13 @@ Two mechanisms, armed at every confirmed renewal:
   would go on writing);
 * a kernel timer (``timer_create`` on ``CLOCK_BOOTTIME``, which also counts
   a system suspend) that sends SIGKILL a little later, still before the
-  lease can run out.  It needs no thread
-  of ours to run: a process frozen (SIGSTOP, a stalled host) past its
-  deadline is killed by the kernel while frozen, before it could execute
-  another instruction, and a process whose threads are starved or stuck
-  dies all the same.
+  lease can run out.  It needs no thread of ours to run: a process frozen
+  (SIGSTOP, a stalled host) past its deadline is killed by the kernel while
+  frozen, before it could execute another instruction, and a process whose
+  threads are starved or stuck dies all the same.
 
-Internal to the coordination package (see ``Lease``).
+A :class:`~.lease.Lease` given a ``fence`` arms it; :func:`end_process`
+is the immediate fence, for a loss the backend confirmed.
 """
 
 import ctypes
