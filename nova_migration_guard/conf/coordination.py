@@ -37,15 +37,49 @@ with more than one host must point every service at one shared backend:
         choices=[
             (FAIL_CLOSED, 'Refuse the guarded operation when the backend '
                           'cannot be reached (the move fails cleanly and can '
-                          'be retried).'),
+                          'be retried). With host_identity, a compute that '
+                          'cannot renew its identity lease ends itself '
+                          'before the lease can run out, and a compute does '
+                          'not start without its lease.'),
             (PROCEED_UNLOCKED, 'Log a warning and run the guarded operation '
                                'without the lock (Nova\'s stock behaviour, '
-                               'races possible).'),
+                               'races possible). With host_identity, a '
+                               'compute that cannot renew its identity lease '
+                               'keeps running without the one-process '
+                               'guarantee and takes the lease again once the '
+                               'backend answers.'),
         ],
         help="""
-What a guard does when the lock backend cannot be reached. Keep the default
-unless moves must go on during a backend outage and the races the lock
-prevents are acceptable for that time.
+What the guards do when the lock backend cannot be reached, at start and
+while running. Keep the default unless moves must go on during a backend
+outage and the races the lock prevents are acceptable for that time.
+
+With the ``host_identity`` guard this also decides what an outage of the
+backend (etcd, redis) longer than the lock TTL (the ``lock_timeout`` URL
+option, 30 s by default) does to the computes:
+
+* ``fail_closed``: **every nova-compute using that backend ends itself**
+  (exit status 75, one CRITICAL line) one check interval before its lease
+  could run out, so that no two processes ever act as one compute; a
+  frozen compute (stopped, starved, its host paused) is killed by a kernel
+  timer at that point too. Guests keep running (QEMU does not depend on
+  nova-compute), but operations in progress on the computes are cut off
+  (Nova's start-up recovery handles them), the API reports the computes
+  down after ``service_down_time`` and nothing can be scheduled, moved or
+  started until they are back. Under systemd with ``Restart=`` a compute
+  with ``on_duplicate = standby`` waits for the backend and starts once it
+  has its lease; with ``refuse`` it exits again at start until the backend
+  answers. Run this only with a highly available backend (an etcd cluster
+  of 3 or 5 members, redis with Sentinel) and a ``lock_timeout`` longer
+  than the outages you expect (a failover, a restart): on thousands of
+  hypervisors a backend outage becomes a control-plane outage.
+* ``proceed_unlocked``: the computes log a warning and keep running without
+  the guarantee: a hot standby can start as soon as the backend answers
+  again while the old process still runs (two processes acting as one
+  compute until the old one sees another process holding its lease and
+  ends). A compute that the backend says lost its lease (its TTL ran out
+  while it was frozen, another process holds it) still ends. Use it where
+  no standby is configured, and an outage must not stop the computes.
 """),
     cfg.IntOpt(
         'acquire_timeout',

@@ -41,11 +41,14 @@ hypervisor or a failover node): then set ``standby`` on both.
         default=5,
         min=1,
         help="""
-Seconds between two checks that this process still holds its identity lease
+Seconds between two renewals and checks of this process's identity lease
 (never more than a third of the backend's lock TTL, the ``lock_timeout`` URL
-option of etcd and redis). A compute that lost its lease stops taking work at
-the next check: lower it to notice a loss sooner, at the cost of more requests
-to the backend; raise it only if those requests load the backend.
+option of etcd and redis). It is also the safety margin: a compute that has
+not had a renewal confirmed for the TTL minus this interval ends itself (see
+``[migration_guard_coordination] on_backend_failure``), and a compute that
+takes the lease waits one TTL before it starts. Lower it to tolerate more
+failed renewals within one TTL, at the cost of more requests to the backend;
+raise it only if those requests load the backend.
 """),
     cfg.StrOpt(
         'destroy_brake',

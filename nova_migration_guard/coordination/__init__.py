@@ -18,7 +18,8 @@ for longer than ``acquire_timeout`` and, under ``fail_closed``,
 lifetime (one writer per compute identity) that reports its loss.
 
 Where things are: ``locks`` (the Coordinator and its short locks),
-``lease`` (leases and their watcher), ``backend`` (the URL check and the
+``lease`` (leases and their watcher), ``fence`` (a lease holder's
+self-fence), ``backend`` (the URL check and the
 time-bounded calls to tooz), ``errors``.  This module is the public API.
 """
 
@@ -30,6 +31,8 @@ from nova_migration_guard.coordination.errors import CoordinationError
 from nova_migration_guard.coordination.errors import CoordinationUnavailable
 from nova_migration_guard.coordination.errors import LeaseHeld
 from nova_migration_guard.coordination.errors import LockTimeout
+from nova_migration_guard.coordination.fence import end_process
+from nova_migration_guard.coordination.fence import SelfFence
 from nova_migration_guard.coordination.lease import Lease
 from nova_migration_guard.coordination.locks import Coordinator
 from nova_migration_guard.coordination.locks import get_coordinator
@@ -37,6 +40,7 @@ from nova_migration_guard.coordination.locks import reset
 
 __all__ = [
     'LOCK_PREFIX', 'CoordinationError', 'CoordinationUnavailable',
-    'Coordinator', 'Lease', 'LeaseHeld', 'LockTimeout', 'backend_schemes',
-    'get_coordinator', 'mask_url', 'reset', 'validate_backend_url',
+    'Coordinator', 'Lease', 'LeaseHeld', 'LockTimeout', 'SelfFence',
+    'backend_schemes', 'end_process', 'get_coordinator', 'mask_url',
+    'reset', 'validate_backend_url',
 ]

@@ -34,16 +34,33 @@ class Lease:
     frozen, or another process holds it now) or confirmed no renewal for
     the TTL minus one interval (unreachable): we stop before a standby can
     take over.  Then ``on_lost(reason)`` runs once, in the watcher thread
-    (keep it short), and the lease is over.
+    (keep it short), and the lease is over; :attr:`lost_in_outage` says
+    whether the backend was unreachable (True) or said no (False).
+
+    ``fence`` (a :class:`~.fence.SelfFence`): the holder ends its process
+    at :attr:`valid_until`, re-armed at every confirmed renewal, so that it
+    is gone before the backend can give the lease to another process even
+    if it froze or its threads starved.  Without a fence, only on_lost
+    reports the loss, when the watcher runs again.
 
     ``file://`` locks (fcntl) only exclude the processes of one host and
     are lost only with the process.
     """
 
-    def __init__(self, conf, name, on_lost, member_id):
+    def __init__(self, conf, name, on_lost, member_id, fence=None):
         self._conf = conf
         self.name = _LEASE_PREFIX + name
         self._on_lost = on_lost
+        self._fence = fence
+        #: The backend's lock TTL (seconds) once acquired; None when it
+        #: has none (file://, zookeeper).
+        self.ttl = None
+        #: While held with a TTL: until when (time.monotonic()) the lease
+        #: is surely still ours in the backend, minus one check interval.
+        self.valid_until = None
+        #: After a loss: True if the backend was unreachable, False if it
+        #: said the lease is no longer ours.
+        self.lost_in_outage = None
         self._member_id = member_id
         self._url = conf[backend.GROUP].backend_url
         self._mutex = threading.Lock()
@@ -55,6 +72,11 @@ class Lease:
     def backend_url(self):
         """The backend URL, password masked."""
         return backend.mask_url(self._url)
+
+    @property
+    def check_interval(self):
+        """Seconds between two renewals (a third of the TTL at most)."""
+        return self._interval(self.ttl)
 
     @property
     def held(self):
@@ -103,6 +125,12 @@ class Lease:
                     interval = self._interval(ttl)
                     sent = time.monotonic()
                     acquired = self._try_acquire(tooz_lock, blocking)
+                    if acquired and blocking and ttl:
+                        # The backend's TTL started somewhere within that
+                        # wait: renew once, so that it counts from a
+                        # known point.
+                        sent = time.monotonic()
+                        self._renew_taken(tooz_lock)
                 except backend.BackendFailure as exc:
                     if driver is not None:
                         backend.stop_driver(driver, 0)
@@ -155,6 +183,8 @@ class Lease:
             self._driver = self._lock = self._watcher = None
         if stop is None:
             return
+        if self._fence is not None:
+            self._fence.disarm()
         stop.set()
         if watcher is not threading.current_thread():
             watcher.join(backend.MAX_CALL)
@@ -169,6 +199,33 @@ class Lease:
         if ttl:
             interval = min(interval, ttl / 3.0)
         return max(interval, 0.2)
+
+    def _renewed(self, renewed, interval):
+        """The backend confirmed the lease for a request sent at
+        ``renewed`` (it counts the TTL from when it got it, later); called
+        with the mutex held."""
+        if self.ttl is None:
+            return
+        # The watcher's deadline too: one interval before the TTL runs
+        # out, counted on our clock from before the request went out.  The
+        # kernel's kill comes half an interval before the TTL ends: a clock
+        # running slow by 500 ppm (NTP's limit) is 15 ms late in 30 s.
+        self.valid_until = renewed + self.ttl - interval
+        if self._fence is not None:
+            self._fence.arm(self.valid_until,
+                            renewed + self.ttl - interval / 2.0)
+
+    def _renew_taken(self, tooz_lock):
+        """Renew a lock just acquired; BackendFailure if the backend does
+        not confirm it (then it frees with its TTL)."""
+        try:
+            problem = backend.run_bounded(
+                lambda: _lease_problem(tooz_lock), backend.MIN_CALL,
+                'renewing %r' % self.name)
+        except (backend.Overran,) + backend.backend_errors() as exc:
+            raise backend.BackendFailure(exc)
+        if problem is not None:
+            raise backend.BackendFailure(RuntimeError(problem))
 
     def _try_acquire(self, tooz_lock, blocking):
         def release_late(acquired):
@@ -191,6 +248,8 @@ class Lease:
                 return False
             stop = threading.Event()
             self._held = stop
+            self.ttl, self.lost_in_outage = ttl, None
+            self._renewed(renewed, interval)
             self._driver, self._lock = driver, tooz_lock
             self._watcher = threading.Thread(
                 target=self._watch, daemon=True, name='migration-guard-lease',
@@ -234,11 +293,16 @@ class Lease:
                 continue
             if problem is None:
                 renewed, error = sent, None
+                with self._mutex:
+                    if self._held is stop:
+                        self._renewed(renewed, interval)
                 continue
             with self._mutex:
                 if stop.is_set() or self._held is not stop:
                     return  # released meanwhile
                 self._held = None
+                self.lost_in_outage = error is not None and (
+                    deadline is not None and sent >= deadline)
                 self._driver = self._lock = self._watcher = None
             driver.heart.stop()  # renew nothing we gave up
             reason = 'Lost lease %r on %s: %s' % (

@@ -111,11 +111,13 @@ class Coordinator:
         if session is not None:
             backend.stop_driver(session.driver, backend.STOP_TIMEOUT)
 
-    def lease(self, name, on_lost=None):
+    def lease(self, name, on_lost=None, fence=None):
         """A :class:`~.lease.Lease` on ``name`` (e.g. ``compute.<host>``),
-        not yet acquired.  ``on_lost(reason)`` is called once if it is lost."""
+        not yet acquired.  ``on_lost(reason)`` is called once if it is lost;
+        ``fence``: a :class:`~.fence.SelfFence` that ends the process when
+        it can no longer prove that it holds the lease."""
         lease = lease_mod.Lease(self._conf, name, on_lost, '%s:lease-%d' % (
-            self.member_id, next(_LEASE_IDS)))
+            self.member_id, next(_LEASE_IDS)), fence=fence)
         self._leases.add(lease)
         return lease
 
