@@ -67,8 +67,8 @@ def _describe_member(uuid, move):
         return uuid
     if move.status in policy.FINAL_MIGRATION_STATUSES:
         # Counted for an evacuation: it held both hosts after the request.
-        return '%s (moved %s->%s, %s)' % (uuid, move.source, move.dest,
-                                         move.status)
+        return '%s (moved %s->%s, %s)' % (
+            uuid, move.source, move.dest, move.status)
     return '%s (moving %s->%s)' % (uuid, move.source, move.dest)
 
 
