@@ -52,6 +52,9 @@ class MigrationGuardHooks(object):
         if _enabled('migration_outcome'):
             from nova_migration_guard.migration_outcome import recovery
             recovery.init_host(manager, context)
+        if _enabled('anti_affinity') or _enabled('host_identity'):
+            from nova_migration_guard.coordination import reach
+            reach.warn_if_machine_local(manager, context)
 
     def destroying_evacuated_instances(self, **kwargs):
         """Compute start, before Nova destroys evacuated guests (0009)."""

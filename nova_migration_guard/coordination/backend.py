@@ -115,6 +115,34 @@ def url_problem(url, schemes):
     return None
 
 
+def machine_local(url):
+    """Whether ``url``'s backend locks only between the processes of one
+    machine (``file://``)."""
+    return urllib.parse.urlsplit(url).scheme == 'file'
+
+
+def machine_local_problem(url, other_machines):
+    """Why ``url`` cannot lock across the computes, some of which run on
+    ``other_machines`` (descriptions of computes on another machine), or
+    None.  A ``file://`` lock holds only between processes of one machine."""
+    if not other_machines or not machine_local(url):
+        return None
+    shown = sorted(other_machines)
+    more = len(shown) - MACHINES_SHOWN
+    return ('[%s] backend_url is %s: file locks hold only between the '
+            'processes of one machine, but nova-compute also runs on other '
+            'machines (%s%s), so the anti_affinity and host_identity guards '
+            'do not lock between them. Set backend_url on every Nova service '
+            'to one shared backend: etcd3+http://ETCD_HOST:2379, '
+            'redis://REDIS_HOST:6379 or zookeeper://ZK_HOST:2181'
+            % (GROUP, mask_url(url), ', '.join(shown[:MACHINES_SHOWN]),
+               ' and %d more' % more if more > 0 else ''))
+
+
+#: How many other machines the machine-local warning names.
+MACHINES_SHOWN = 3
+
+
 def validate_backend_url(conf=mg_conf.CONF):
     """Check ``[migration_guard_coordination] backend_url`` at service start.
 
