@@ -232,9 +232,12 @@ class TestFileBackendLocks(CoordinationTestCase):
 
     def test_lock_prefix_and_file_backend_path(self):
         coord = self.coordinator('svc-a')
-        with coord.lock('group-1'):
+        with coord.lock('group-1') as held:
             self.assertTrue(os.path.exists(
                 os.path.join(self.lock_dir, 'migration-guard.group-1')))
+            # A file lock cannot expire: still ours.
+            self.assertEqual('migration-guard.group-1', held.name)
+            held.check()
 
     def test_default_backend_under_state_path(self):
         conf = make_conf(self)
