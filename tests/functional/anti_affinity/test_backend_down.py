@@ -33,6 +33,15 @@ class _BackendDown(base.EmbeddedCloudTestCase):
         self.vm1 = self.boot_server(group=group, name='vm1', host='host1')
         self.vm2 = self.boot_server(group=group, name='vm2', host='host2')
 
+    def assert_live_migration_refused(self, server, source):
+        """Live-migrate ``server``: refused, it stays ACTIVE on its
+        ``source``, no task, the migration failed."""
+        self.live_migrate(server)
+        self.wait_for_migration(server, statuses=('error', 'failed'))
+        server = self.wait_for_server_state(server, 'ACTIVE',
+                                            task_state=None)
+        self.assertEqual(source, server['OS-EXT-SRV-ATTR:host'])
+
 
 class FailClosedTestCase(_BackendDown):
     ON_FAILURE = 'fail_closed'
@@ -44,13 +53,7 @@ class FailClosedTestCase(_BackendDown):
         self.assertEqual('host3', self.server_host(self.vm1))
 
         self.redis.stop()
-        self.live_migrate(self.vm2)
-        record = self.wait_for_migration(self.vm2,
-                                         statuses=('error', 'failed'))
-        server = self.wait_for_server_state(self.vm2, 'ACTIVE',
-                                            task_state=None)
-        self.assertEqual('host2', server['OS-EXT-SRV-ATTR:host'])
-        self.assertIn(record['status'], ('error', 'failed'))
+        self.assert_live_migration_refused(self.vm2, 'host2')
         self.assertIn('coordination backend', self.stdlog.logger.output)
         self.assertIn('is unavailable', self.stdlog.logger.output)
 
@@ -99,13 +102,7 @@ class LockLostTestCase(_BackendDown):
             'nova_migration_guard.anti_affinity.late_check._refusal',
             refusal_after_losing_the_lock))
 
-        self.live_migrate(self.vm1)
-        record = self.wait_for_migration(self.vm1,
-                                         statuses=('error', 'failed'))
-        server = self.wait_for_server_state(self.vm1, 'ACTIVE',
-                                            task_state=None)
-        self.assertEqual('host1', server['OS-EXT-SRV-ATTR:host'])
-        self.assertIn(record['status'], ('error', 'failed'))
+        self.assert_live_migration_refused(self.vm1, 'host1')
         self.assertIn("Refusing live_migration_check of instance %s to host3: "
                       "Lost lock 'migration-guard.server-group."
                       % self.vm1['id'], self.stdlog.logger.output)
