@@ -15,6 +15,9 @@ ServerGroupAntiAffinityFilter, either late check, the claim), it must not
 end in ERROR: the instance keeps its state on its down host, no task, the
 migration ends ``error`` (refused by the scheduler) or ``failed`` (refused
 on the destination), and a fault names the group.
+
+Stubbed: Nova's fake virt driver, made to take a live-migrated guest off
+its source as libvirt does (GuestLeavesSourceDriver says why).
 """
 
 import collections
