@@ -63,6 +63,9 @@ class MigrationGuardHooks(object):
         if _enabled('migration_outcome'):
             from nova_migration_guard.migration_outcome import recovery
             recovery.init_host(manager, context)
+        if _enabled('anti_affinity') or _enabled('host_identity'):
+            from nova_migration_guard.coordination import reach
+            reach.warn_if_machine_local(manager, context)
 
     def destroying_evacuated_instances(self, **kwargs):
         """Compute start, before Nova destroys evacuated guests (0009)."""
@@ -88,15 +91,16 @@ class MigrationGuardHooks(object):
             _late_check().move_requested(**kwargs)
 
     def move_failed(self, **kwargs):
-        """The conductor gave up on a move (after Nova set the states)."""
+        """The conductor gave up on a move (after Nova set the states):
+        say why, and take a refused evacuation out of ERROR."""
         if not _enabled('anti_affinity'):
             return
         from nova_migration_guard.anti_affinity import failed_move
         try:
             failed_move.move_failed(**kwargs)
         except Exception:
-            # Only an explanation: never let it disturb Nova's handling of
-            # the failed move, which is re-raising its own exception.
+            # Never let it disturb Nova's handling of the failed move,
+            # which is re-raising its own exception.
             LOG.exception('Could not record why the move of %s failed',
                           kwargs.get('instance'))
 

@@ -113,7 +113,7 @@ def move_claim(manager, context, instance, operation, migration, nodename):
         # Waiting too long, or a backend failing closed, refuses the host:
         # the conductor then tries another one, or the move fails cleanly.
         try:
-            held.enter_context(
+            lock = held.enter_context(
                 coordination.get_coordinator().lock(lock_name(group.uuid)))
         except coordination.CoordinationError as exc:
             raise exception.MoveDestinationRefused(host=host, reason=str(exc))
@@ -122,6 +122,15 @@ def move_claim(manager, context, instance, operation, migration, nodename):
         if refusal is not None:
             raise exception.MoveDestinationRefused(
                 host=host, reason=str(refusal))
+        # The check counted what the group looked like under the lock; had
+        # the lock's TTL run out meanwhile, another destination may have
+        # checked the same state and claimed: publish nothing then.
+        try:
+            lock.check()
+        except coordination.CoordinationError as exc:
+            LOG.warning('Refusing %s of instance %s to %s: %s', operation,
+                        instance.uuid, host, exc, instance=instance)
+            raise exception.MoveDestinationRefused(host=host, reason=str(exc))
         undo = _publish_destination(migration, operation, host, nodename)
         try:
             yield

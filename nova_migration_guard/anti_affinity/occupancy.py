@@ -45,16 +45,20 @@ class OccupancyUnavailable(Exception):
         self.partial = partial
 
 
-def query_cell(cctxt, member_uuids):
+def query_cell(cctxt, member_uuids, ended_since=None):
     """The one query of one cell: (uuid, host, migration id, source, dest,
     type, status) per member and in-flight move; the migration columns are
-    None for a member that is not moving."""
+    None for a member that is not moving.  With ``ended_since`` (a naive
+    UTC datetime), moves that ended at or after it count too."""
     inst = models.Instance.__table__
     mig = models.Migration.__table__
+    holding = mig.c.status.not_in(sorted(policy.FINAL_MIGRATION_STATUSES))
+    if ended_since is not None:
+        holding = sa.or_(holding, mig.c.updated_at >= ended_since)
     in_flight = sa.and_(
         mig.c.instance_uuid == inst.c.uuid,
         mig.c.deleted == 0,
-        mig.c.status.not_in(sorted(policy.FINAL_MIGRATION_STATUSES)))
+        holding)
     query = sa.select(
         inst.c.uuid, inst.c.host, mig.c.id, mig.c.source_compute,
         mig.c.dest_compute, mig.c.migration_type, mig.c.status,
@@ -74,8 +78,10 @@ def _group_field(group, name, default=None):
     return getattr(group, name) if group.obj_attr_is_set(name) else default
 
 
-def load_snapshot(context, instance_group):
-    """A ``policy.Snapshot`` of ``instance_group`` as the cell DBs see it now.
+def load_snapshot(context, instance_group, ended_since=None):
+    """A ``policy.Snapshot`` of ``instance_group`` as the cell DBs see it now;
+    with ``ended_since`` (a naive UTC datetime) its moves include those that
+    ended since then, which held their hosts at some moment after it.
 
     Raises OccupancyUnavailable (carrying the partial snapshot) when a cell
     failed or timed out.
@@ -86,7 +92,7 @@ def load_snapshot(context, instance_group):
     failed = set()
     if members:
         results = nova_context.scatter_gather_skip_cell0(
-            context, query_cell, members)
+            context, query_cell, members, ended_since)
         for cell_uuid, rows in results.items():
             if nova_context.is_cell_failure_sentinel(rows):
                 failed.add(cell_uuid)

@@ -30,6 +30,10 @@ with more than one host must point every service at one shared backend:
   already runs etcd)
 * ``redis://REDIS_HOST:6379`` (add ``?sentinel=NAME`` for Sentinel)
 * ``zookeeper://ZK_HOST:2181``
+
+A nova-compute with the ``anti_affinity`` or ``host_identity`` guard logs a
+warning at start when this is a ``file://`` URL while computes run on other
+machines (compute nodes with another ``host_ip``).
 """),
     cfg.StrOpt(
         'on_backend_failure',

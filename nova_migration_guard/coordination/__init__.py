@@ -12,7 +12,9 @@ coordinator per process and turns backend trouble into the behaviour that
 
 ``lock()`` raises :class:`LockTimeout` when another service holds the lock
 for longer than ``acquire_timeout`` and, under ``fail_closed``,
-:class:`CoordinationUnavailable` when the backend cannot be reached.
+:class:`CoordinationUnavailable` when the backend cannot be reached.  It
+yields a :class:`HeldLock`, whose ``check()`` raises :class:`LockLost` when
+the lock's lease/TTL ran out while it was held.
 
 :meth:`Coordinator.lease` gives a :class:`Lease`: a lock held for a process's
 lifetime (one writer per compute identity) that reports its loss.
@@ -30,17 +32,19 @@ from nova_migration_guard.coordination.backend import validate_backend_url
 from nova_migration_guard.coordination.errors import CoordinationError
 from nova_migration_guard.coordination.errors import CoordinationUnavailable
 from nova_migration_guard.coordination.errors import LeaseHeld
+from nova_migration_guard.coordination.errors import LockLost
 from nova_migration_guard.coordination.errors import LockTimeout
 from nova_migration_guard.coordination.fence import end_process
 from nova_migration_guard.coordination.fence import SelfFence
 from nova_migration_guard.coordination.lease import Lease
 from nova_migration_guard.coordination.locks import Coordinator
+from nova_migration_guard.coordination.locks import HeldLock
 from nova_migration_guard.coordination.locks import get_coordinator
 from nova_migration_guard.coordination.locks import reset
 
 __all__ = [
     'LOCK_PREFIX', 'CoordinationError', 'CoordinationUnavailable',
-    'Coordinator', 'Lease', 'LeaseHeld', 'LockTimeout', 'SelfFence',
-    'backend_schemes', 'end_process', 'get_coordinator', 'mask_url',
-    'reset', 'validate_backend_url',
+    'Coordinator', 'HeldLock', 'Lease', 'LeaseHeld', 'LockLost',
+    'LockTimeout', 'SelfFence', 'backend_schemes', 'end_process',
+    'get_coordinator', 'mask_url', 'reset', 'validate_backend_url',
 ]

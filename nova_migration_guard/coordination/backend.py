@@ -3,6 +3,7 @@ start, and calls to the backend bounded in time, since a tooz call can hang
 for a minute against a backend that is down (see MIN_CALL).  Internal to
 the coordination package."""
 
+import base64
 import functools
 import importlib
 import importlib.metadata
@@ -113,6 +114,34 @@ def url_problem(url, schemes):
             return 'the tooz driver for %r cannot be loaded: %s' % (
                 parsed.scheme, one_line(str(exc)) or type(exc).__name__)
     return None
+
+
+def machine_local(url):
+    """Whether ``url``'s backend locks only between the processes of one
+    machine (``file://``)."""
+    return urllib.parse.urlsplit(url).scheme == 'file'
+
+
+def machine_local_problem(url, other_machines):
+    """Why ``url`` cannot lock across the computes, some of which run on
+    ``other_machines`` (descriptions of computes on another machine), or
+    None.  A ``file://`` lock holds only between processes of one machine."""
+    if not other_machines or not machine_local(url):
+        return None
+    shown = sorted(other_machines)
+    more = len(shown) - MACHINES_SHOWN
+    return ('[%s] backend_url is %s: file locks hold only between the '
+            'processes of one machine, but nova-compute also runs on other '
+            'machines (%s%s), so the anti_affinity and host_identity guards '
+            'do not lock between them. Set backend_url on every Nova service '
+            'to one shared backend: etcd3+http://ETCD_HOST:2379, '
+            'redis://REDIS_HOST:6379 or zookeeper://ZK_HOST:2181'
+            % (GROUP, mask_url(url), ', '.join(shown[:MACHINES_SHOWN]),
+               ' and %d more' % more if more > 0 else ''))
+
+
+#: How many other machines the machine-local warning names.
+MACHINES_SHOWN = 3
 
 
 def validate_backend_url(conf=mg_conf.CONF):
@@ -231,6 +260,29 @@ def run_bounded(func, seconds, what, on_late_result=None):
     if 'error' in state:
         raise state['error']
     return state['result']
+
+
+def still_owner(tooz_lock):
+    """Whether the backend still has ``tooz_lock`` as ours: False once its
+    lease/TTL ran out while held, even if another holder has it since.
+
+    tooz's is_still_owner() where the driver has it (redis, zookeeper,
+    memcached, file, kubernetes); tooz's etcd3gw lock has none, so its key
+    is read and compared with the value the lock wrote (a uuid of its own).
+    Backend errors propagate (the caller bounds the call in time).
+    """
+    try:
+        return bool(tooz_lock.is_still_owner())
+    except tooz.NotImplemented:
+        pass
+    if type(tooz_lock).__module__ == 'tooz.drivers.etcd3gw':
+        # Etcd3Lock writes base64(uuid) as the value of _key under its
+        # lease; the key vanishes with the lease, or holds another uuid.
+        values = tooz_lock._coord.client.get(tooz_lock._key.decode())
+        return bool(values) and values[0] == base64.b64decode(
+            tooz_lock._uuid)
+    raise tooz.NotImplemented(
+        'no ownership check for %s' % type(tooz_lock).__name__)
 
 
 def stop_driver(driver, seconds):

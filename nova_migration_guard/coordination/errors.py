@@ -21,6 +21,21 @@ class CoordinationUnavailable(CoordinationError):
             'unavailable (%s)' % (lock_name, backend_url, cause))
 
 
+class LockLost(CoordinationError):
+    """The backend no longer holds our lock: its lease/TTL ran out while we
+    held it (heartbeats missed), so another service may have taken it and
+    acted on the same state.  What was decided under it must not be
+    published."""
+
+    def __init__(self, lock_name, backend_url):
+        self.lock_name = lock_name
+        self.backend_url = backend_url
+        super().__init__(
+            'Lost lock %r on %s while holding it: its lease/TTL expired '
+            '(heartbeats missed), another service may hold it now'
+            % (lock_name, backend_url))
+
+
 class LockTimeout(CoordinationError):
     """Another service held the lock for longer than we may wait."""
 

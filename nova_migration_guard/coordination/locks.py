@@ -12,11 +12,13 @@ import weakref
 
 from oslo_config import cfg
 import tenacity
+import tooz
 
 from nova_migration_guard import conf as mg_conf
 from nova_migration_guard.conf import coordination as coordination_conf
 from nova_migration_guard.coordination import backend
 from nova_migration_guard.coordination.errors import CoordinationUnavailable
+from nova_migration_guard.coordination.errors import LockLost
 from nova_migration_guard.coordination.errors import LockTimeout
 from nova_migration_guard.coordination import lease as lease_mod
 
@@ -61,7 +63,9 @@ class Coordinator:
 
     @contextlib.contextmanager
     def lock(self, name, timeout=None):
-        """Hold the lock ``migration-guard.<name>`` for the ``with`` block.
+        """Hold the lock ``migration-guard.<name>`` for the ``with`` block,
+        which gets a :class:`HeldLock` (``check()`` it before acting on
+        what was decided under the lock).
 
         Waits at most ``timeout`` seconds (default: ``acquire_timeout``) for
         another holder, then raises :class:`LockTimeout`.  When the backend
@@ -90,10 +94,10 @@ class Coordinator:
                 'unavailable (%s) and [%s] on_backend_failure is %s',
                 full_name, self.backend_url, backend.describe(failure),
                 backend.GROUP, coordination_conf.PROCEED_UNLOCKED)
-            yield
+            yield _NotHeld()
             return
         try:
-            yield
+            yield HeldLock(self, tooz_lock, full_name, wait)
         finally:
             self._release(session, tooz_lock, full_name, wait)
 
@@ -221,6 +225,58 @@ class Coordinator:
         if self._session is session:
             self._session = None
         return session.holders == 0
+
+
+class HeldLock:
+    """A lock held through :meth:`Coordinator.lock`."""
+
+    def __init__(self, coordinator, tooz_lock, full_name, wait):
+        self._coordinator = coordinator
+        self._tooz_lock = tooz_lock
+        self.name = full_name
+        self._wait = wait
+
+    def check(self):
+        """Raise :class:`LockLost` when the backend no longer has this lock
+        as ours (its lease/TTL ran out while held).  When the backend cannot
+        answer, ``on_backend_failure`` decides: ``fail_closed`` raises
+        :class:`CoordinationUnavailable`, ``proceed_unlocked`` logs and goes
+        on.  A driver that cannot tell (none of tooz's current ones) counts
+        as still held."""
+        conf = self._coordinator._conf[backend.GROUP]
+        url = self._coordinator.backend_url
+        try:
+            owner = backend.run_bounded(
+                lambda: backend.still_owner(self._tooz_lock),
+                backend.call_bound(self._wait),
+                'checking ownership of %r' % self.name)
+        except tooz.NotImplemented:
+            LOG.debug('Cannot check ownership of lock %r on %s', self.name,
+                      url)
+            return
+        except (backend.Overran,) + backend.backend_errors() as exc:
+            if conf.on_backend_failure != coordination_conf.PROCEED_UNLOCKED:
+                raise CoordinationUnavailable(
+                    url, self.name, backend.describe(exc)) from exc
+            LOG.warning(
+                'Going on without knowing whether lock %r is still held: '
+                'the coordination backend %s is unavailable (%s) and [%s] '
+                'on_backend_failure is %s', self.name, url,
+                backend.describe(exc), backend.GROUP,
+                coordination_conf.PROCEED_UNLOCKED)
+            return
+        if not owner:
+            raise LockLost(self.name, url)
+
+
+class _NotHeld:
+    """What lock() yields when it runs the block without a lock
+    (``proceed_unlocked``): nothing to lose."""
+
+    name = None
+
+    def check(self):
+        pass
 
 
 def _default_member_id(conf):

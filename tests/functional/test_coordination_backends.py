@@ -193,3 +193,43 @@ class CoordinationBackendTest(testscenarios.WithScenarios,
         with b.lock('group-1', timeout=LOCK_TTL + 7):
             pass
         self.assertLess(time.monotonic() - start, LOCK_TTL + 7)
+
+    def test_lock_lost_while_held(self):
+        """A's heartbeats stop while it holds the lock (a stalled process,
+        or A cut off from the backend): the TTL runs out, B takes the lock,
+        and A's check() says so before A acts on what it decided."""
+        a = self.coordinator('service-a')
+        b = self.coordinator('service-b')
+        with a.lock('group-1', timeout=2) as held:
+            held.check()
+            a._session.driver.heart.stop()
+            with b.lock('group-1', timeout=LOCK_TTL + 7) as b_held:
+                exc = self.assertRaises(coordination.LockLost, held.check)
+                b_held.check()
+            self.assertEqual(
+                "Lost lock 'migration-guard.group-1' on %s while holding it: "
+                "its lease/TTL expired (heartbeats missed), another service "
+                "may hold it now" % self.url, str(exc))
+            # Still lost once B has released it.
+            self.assertRaises(coordination.LockLost, held.check)
+        self.assertIn("Lock 'migration-guard.group-1' had already expired",
+                      self.logs.output)
+
+    def test_ownership_unknown_while_backend_down(self):
+        fail_closed = self.coordinator('service-a')
+        with fail_closed.lock('group-1', timeout=2) as held:
+            self.server.stop()
+            exc = self.assertRaises(coordination.CoordinationUnavailable,
+                                    held.check)
+            self.assertIn("Cannot take lock 'migration-guard.group-1': the "
+                          "coordination backend %s is unavailable ("
+                          % self.url, str(exc))
+        self.server.start()
+        proceed = self.coordinator('service-b',
+                                   on_backend_failure='proceed_unlocked')
+        with proceed.lock('group-1', timeout=LOCK_TTL + 7) as held:
+            self.server.stop()
+            held.check()
+        self.assertIn("Going on without knowing whether lock "
+                      "'migration-guard.group-1' is still held",
+                      self.logs.output)

@@ -8,6 +8,8 @@ import subprocess
 import sys
 
 import fixtures
+from nova import context as nova_context
+from nova import objects
 from nova import plugin_hooks
 import testtools
 
@@ -105,3 +107,52 @@ class ConsoleScriptStartTestCase(testtools.TestCase):
         line, = [line for line in output.splitlines() if refusal in line]
         self.assertIn(' CRITICAL nova_migration_guard.hooks ', line)
         self.assertNotIn('Traceback', output)
+
+
+class MachineLocalBackendWarningTestCase(base.EmbeddedCloudTestCase):
+    """A compute starting with the anti_affinity guard and the default
+    file:// backend warns when computes run on other machines (a compute
+    node with another host_ip), not when they all share this one (the
+    embedded cloud: every compute has the same my_ip)."""
+    GUARDS = ('anti_affinity',)
+    NUMBER_OF_COMPUTES = 2
+    WARNING = ('[migration_guard_coordination] backend_url is file://')
+
+    def _move_host1_to_another_machine(self):
+        ctxt = nova_context.get_admin_context()
+        node = objects.ComputeNode.get_by_host_and_nodename(
+            ctxt, 'host1', 'host1')
+        node.host_ip = '192.0.2.10'
+        node.save()
+
+    def _warnings(self):
+        return [line for line in self.stdlog.logger.output.splitlines()
+                if self.WARNING in line]
+
+    def test_computes_on_one_machine_no_warning(self):
+        self.start_service('compute', host='host3')
+        self.assertEqual([], self._warnings())
+
+    def test_compute_on_another_machine_warns(self):
+        self._move_host1_to_another_machine()
+        self.start_service('compute', host='host3')
+        warnings = self._warnings()
+        self.assertEqual(1, len(warnings), warnings)
+        self.assertIn('WARNING', warnings[0])
+        self.assertIn('nova-compute also runs on other machines '
+                      '(host1 (192.0.2.10))', warnings[0])
+        self.assertIn('etcd3+http://ETCD_HOST:2379', warnings[0])
+
+    def test_shared_backend_no_warning(self):
+        # Not contacted at start: the anti_affinity guard locks on use.
+        self.flags(backend_url='redis://127.0.0.1:1',
+                   group='migration_guard_coordination')
+        self._move_host1_to_another_machine()
+        self.start_service('compute', host='host3')
+        self.assertEqual([], self._warnings())
+
+    def test_no_locking_guard_no_warning(self):
+        self.flags(guards=[], group='migration_guard')
+        self._move_host1_to_another_machine()
+        self.start_service('compute', host='host3')
+        self.assertEqual([], self._warnings())

@@ -23,6 +23,7 @@ from tooz.drivers import file as tooz_file
 from nova_migration_guard import conf as mg_conf
 from nova_migration_guard import coordination
 from nova_migration_guard import validation
+from nova_migration_guard.coordination import backend
 
 GROUP = 'migration_guard_coordination'
 LOGGER = 'nova_migration_guard.coordination'
@@ -190,6 +191,37 @@ class TestValidateBackendUrl(CoordinationTestCase):
                       str(exc))
 
 
+class TestMachineLocalProblem(base.BaseTestCase):
+    """The warning at compute start when a file:// backend cannot lock
+    between the machines the computes run on."""
+
+    problem = staticmethod(backend.machine_local_problem)
+
+    def test_file_url_and_other_machines(self):
+        message = self.problem(
+            'file:///var/lib/nova/migration_guard/locks',
+            {'host2 (192.0.2.2)', 'host3 (192.0.2.3)'})
+        self.assertIn('[migration_guard_coordination] backend_url is '
+                      'file:///var/lib/nova/migration_guard/locks', message)
+        self.assertIn('(host2 (192.0.2.2), host3 (192.0.2.3))', message)
+        for url in ('etcd3+http://ETCD_HOST:2379', 'redis://REDIS_HOST:6379',
+                    'zookeeper://ZK_HOST:2181'):
+            self.assertIn(url, message)
+        self.assertEqual(1, len(message.splitlines()))
+
+    def test_many_machines_are_counted_not_listed(self):
+        others = {'host%02d (192.0.2.%d)' % (i, i) for i in range(10)}
+        message = self.problem('file:///locks', others)
+        self.assertIn('host00 (192.0.2.0), host01 (192.0.2.1), '
+                      'host02 (192.0.2.2) and 7 more)', message)
+
+    def test_no_problem(self):
+        self.assertIsNone(self.problem('file:///locks', set()))
+        for url in ('etcd3+http://etcd:2379', 'redis://:secret@redis:6379',
+                    'zookeeper://zk:2181'):
+            self.assertIsNone(self.problem(url, {'host2 (192.0.2.2)'}))
+
+
 class TestFileBackendLocks(CoordinationTestCase):
 
     def test_member_id_names_host_binary_and_pid(self):
@@ -201,9 +233,12 @@ class TestFileBackendLocks(CoordinationTestCase):
 
     def test_lock_prefix_and_file_backend_path(self):
         coord = self.coordinator('svc-a')
-        with coord.lock('group-1'):
+        with coord.lock('group-1') as held:
             self.assertTrue(os.path.exists(
                 os.path.join(self.lock_dir, 'migration-guard.group-1')))
+            # A file lock cannot expire: still ours.
+            self.assertEqual('migration-guard.group-1', held.name)
+            held.check()
 
     def test_default_backend_under_state_path(self):
         conf = make_conf(self)

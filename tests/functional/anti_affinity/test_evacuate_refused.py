@@ -1,0 +1,141 @@
+"""An evacuation the scheduler finds no host for, one state at a time.
+
+Three members of a hard anti-affinity group on host1..host3, host4 free,
+the scheduler filter enabled.  host1 is forced down and its member A
+evacuated.  Nova sets an evacuation that finds no host to ERROR (conductor
+rebuild_instance); the guard (move_failed, patch 0010) gives the instance
+back its states only when the group refused every usable host:
+
+* B's cold migration to host4 waits for confirmation (in flight: B holds
+  host2 and host4; only our filter sees it): every usable host is the
+  group's, A keeps its state;
+* the same, A stopped before: A stays SHUTOFF;
+* host4 down too, nothing in flight: host2 and host3 are left, both
+  members' (both filters refuse them): A keeps its state; in audit mode
+  ERROR stays, and the log says what enforce would have done;
+* nothing in flight, host4 free of the group but full (its VCPUs reserved
+  in placement): capacity, not the group, stopped A: ERROR stays, as stock.
+"""
+
+from nova import context as nova_context
+from nova import objects
+from nova.tests.functional import integrated_helpers
+
+from nova_migration_guard.anti_affinity import failed_move
+from tests.functional.anti_affinity import test_late_check
+
+FILTER = 'nova_migration_guard.scheduler.filters.InFlightAntiAffinityFilter'
+
+
+def _state(server):
+    """What a user sees: status, task, host."""
+    return (server['status'], server['OS-EXT-STS:task_state'],
+            server['OS-EXT-SRV-ATTR:host'])
+
+
+class EvacuationFindsNoHostTestCase(test_late_check._MoveRace,
+                                    integrated_helpers.PlacementHelperMixin):
+    GUARDS = ('anti_affinity',)
+    NUMBER_OF_COMPUTES = 4
+    EXTRA_FILTERS = (FILTER,)
+
+    def setUp(self):
+        super().setUp()
+        self.group = self.create_anti_affinity_group('evacuate-no-host')
+        self.a, self.b, self.c = [
+            self.boot_server(group=self.group, name='vm%d' % i,
+                             host='host%d' % i) for i in (1, 2, 3)]
+
+    def _hold_b_moving_to_host4(self):
+        self.cold_migrate(self.b)
+        self.wait_for_migration(self.b, statuses=('finished',))
+        self.wait_for_server_state(self.b, 'VERIFY_RESIZE', task_state=None)
+
+    def _fill(self, host):
+        """Leave ``host`` no VCPU to give (placement inventory)."""
+        # The compute node's id is its resource provider's uuid.
+        rp_uuid = self.admin_api.api_get(
+            'os-hypervisors?hypervisor_hostname_pattern=%s' % host
+        ).body['hypervisors'][0]['id']
+        generation = self.placement.get(
+            '/resource_providers/%s' % rp_uuid).body['generation']
+        inventories = self._get_provider_inventory(rp_uuid)
+        inventories['VCPU']['reserved'] = inventories['VCPU']['total']
+        # reserved == total needs placement 1.26
+        answer = self.placement.put(
+            '/resource_providers/%s/inventories' % rp_uuid,
+            {'resource_provider_generation': generation,
+             'inventories': inventories}, version='1.26')
+        self.assertEqual(200, answer.status, answer.body)
+
+    def _evacuate_a(self):
+        self.stop_compute('host1')
+        self.evacuate(self.a)
+        record = self.wait_for_migration(self.a, statuses=('error',))
+        return record, self.wait_until_settled(self.a)
+
+    def test_refused_by_the_group_keeps_state(self):
+        self._hold_b_moving_to_host4()
+        record, a = self._evacuate_a()
+        self.assertEqual('error', record['status'])
+        self.assertEqual(('ACTIVE', None, 'host1'), _state(a))
+        # A fault message keeps 255 characters: the outcome and the group
+        # come first; the log has where every member is.
+        fault = self._latest_fault(self.a)
+        self.assertTrue(fault.startswith(
+            'No valid host was found. the instance stays active on host1: '
+            'evacuate of instance %s found no host: server group %s'
+            % (self.a['id'], self.group['id'])), fault)
+        self.assertIn('host2: %s (moving host2->host4); host3: %s; '
+                      'host4: %s (moving host2->host4)'
+                      % (self.b['id'], self.c['id'], self.b['id']),
+                      self.stdlog.logger.output)
+
+    def test_refused_by_the_group_keeps_stopped(self):
+        self._stop_server(self.a)
+        self._hold_b_moving_to_host4()
+        record, a = self._evacuate_a()
+        self.assertEqual(('SHUTOFF', None, 'host1'), _state(a))
+
+    def test_free_host_without_room_stays_error(self):
+        self._fill('host4')
+        record, a = self._evacuate_a()
+        self.assertEqual(('ERROR', None, 'host1'), _state(a))
+        # Still told where the group is.
+        self.assertIn(self.group['id'], self._latest_fault(self.a))
+        self.assertIn('not because of server group',
+                      self.stdlog.logger.output)
+
+    def test_only_members_hosts_left_keeps_state(self):
+        self.stop_compute('host4')
+        record, a = self._evacuate_a()
+        self.assertEqual(('ACTIVE', None, 'host1'), _state(a))
+        self.assertIn(self.group['id'], self._latest_fault(self.a))
+
+    def test_audit_mode_leaves_error(self):
+        self.flags(mode='audit', group='migration_guard_anti_affinity')
+        self.stop_compute('host4')
+        record, a = self._evacuate_a()
+        self.assertEqual('ERROR', a['status'])
+        self.assertIn('Audit: would keep instance %s active on host1'
+                      % self.a['id'], self.stdlog.logger.output)
+
+    def test_usable_hosts(self):
+        ctxt = nova_context.get_admin_context()
+        self.stop_compute('host1')
+        instance = objects.Instance.get_by_uuid(ctxt, self.a['id'])
+        anywhere = objects.Migration(dest_compute=None)
+        self.assertEqual({'host2', 'host3', 'host4'},
+                         failed_move.usable_hosts(ctxt, instance, anywhere))
+        named = objects.Migration(dest_compute='host3')
+        self.assertEqual({'host3'},
+                         failed_move.usable_hosts(ctxt, instance, named))
+        service = self.admin_api.get_services(
+            host='host4', binary='nova-compute')[0]
+        self.admin_api.api_put('/os-services/%s' % service['id'],
+                               {'status': 'disabled'})
+        self.stop_compute('host3')
+        self.assertEqual({'host2'},
+                         failed_move.usable_hosts(ctxt, instance, anywhere))
+        self.assertEqual(set(),
+                         failed_move.usable_hosts(ctxt, instance, named))
