@@ -86,7 +86,8 @@ class ValidateTestCase(testtools.TestCase):
         self.assertEqual({'migration_guard', 'migration_guard_coordination',
                           'migration_guard_anti_affinity',
                           'migration_guard_host_identity',
-                          'migration_guard_convergence'}, groups)
+                          'migration_guard_convergence',
+                          'migration_guard_migration_outcome'}, groups)
         for _, opts in conf.list_opts():
             for opt in opts:
                 self.assertTrue(opt.help.strip(), opt.name)
