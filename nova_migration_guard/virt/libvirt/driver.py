@@ -159,7 +159,9 @@ class GuardedLibvirtDriver(libvirt_driver.LibvirtDriver):
         """Abort a live migration job libvirt still runs on this host for
         ``instance`` (the nova-compute that monitored it is gone) and wait
         up to ``timeout`` seconds for libvirt to end it.  True once no job
-        runs: the domains then say how it ended."""
+        runs: the domains then say how it ended.  False at once when
+        libvirt refuses the abort (post-copy: migration_verdict waits for
+        it to end by itself)."""
         try:
             guest = self._host.get_guest(instance)
         except exception.InstanceNotFound:
@@ -176,9 +178,10 @@ class GuardedLibvirtDriver(libvirt_driver.LibvirtDriver):
                 try:
                     guest._domain.abortJob()
                 except _libvirt().libvirtError as exc:
-                    # Too late to abort (post-copy): let it end by itself.
+                    # Too late to abort (post-copy): it ends by itself.
                     LOG.warning('Cannot abort it: %s', exc,
                                 instance=instance)
+                    return False
                 aborted = True
             if time.monotonic() > deadline:
                 return False
