@@ -75,10 +75,11 @@ def _expect_incoming(manager, context):
     # coming in here: their failed incoming copy's STOPPED/FAILED event is
     # no crash (migration_outcome.events).
     for migration in objects.MigrationList.get_by_filters(context, {
-            'dest_compute': manager.host,
-            'migration_type': 'live-migration',
+            'host': manager.host, 'migration_type': 'live-migration',
             'status': _COMING_IN}):
-        manager.driver.expect_incoming_migration(migration.instance_uuid)
+        if migration.dest_compute == manager.host:
+            manager.driver.expect_incoming_migration(
+                migration.instance_uuid)
 
 
 def _recover(manager, context, migration):

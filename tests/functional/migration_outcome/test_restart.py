@@ -19,6 +19,7 @@ import threading
 
 from nova import context as nova_context
 from nova import objects
+from nova.virt import event as virtevent
 from testtools.content import text_content
 
 from tests.functional.migration_outcome import base
@@ -181,6 +182,23 @@ class GuardedRestartTest(_RestartScenarios, base.LateFailureTestCase):
         self.assertIn('post-copy still runs', server['locked_reason'])
         self.assertEqual(self.src, server['OS-EXT-SRV-ATTR:host'])
         self.assertEqual(halves, self.guest_states())
+
+    def test_failed_incoming_copy_after_a_destination_restart(self):
+        """The restarted destination knows the live migration coming in
+        from its record: its incoming copy's STOPPED/FAILED (libvirt's
+        event when that copy is dropped, as when a QEMU dies) is not
+        passed to the compute manager as a power-off.  Stubbed: the event
+        is handed to the driver as Nova's libvirt Host would."""
+        self.restart_compute_service(self.dest)
+        handled = []
+        manager = self.computes[self.dest].manager
+        real = manager.handle_lifecycle_event
+        manager.handle_lifecycle_event = lambda event: (
+            handled.append(event), real(event))
+        self.computes[self.dest].driver.emit_event(virtevent.LifecycleEvent(
+            self.server['id'], virtevent.EVENT_LIFECYCLE_STOPPED,
+            detail=(5, 5)))  # VIR_DOMAIN_EVENT_STOPPED, _STOPPED_FAILED
+        self.assertEqual([], handled)
 
     def test_destination_restart_with_the_source_up(self):
         # The source's compute is up: its own monitor (or restart) ends
