@@ -109,7 +109,8 @@ class GuardedLibvirtDriver(libvirt_driver.LibvirtDriver):
             self._incoming.add(instance_uuid)
 
     def pre_live_migration(self, context, instance, *args, **kwargs):
-        self.expect_incoming_migration(instance.uuid)
+        if _guard_enabled():
+            self.expect_incoming_migration(instance.uuid)
         return super().pre_live_migration(context, instance, *args,
                                           **kwargs)
 
