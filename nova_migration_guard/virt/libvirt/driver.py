@@ -246,14 +246,19 @@ class GuardedLibvirtDriver(libvirt_driver.LibvirtDriver):
         UNKNOWN (hold), never a side to tear down."""
         timeout = _conf().migration_guard_migration_outcome.in_flight_timeout
         deadline = time.monotonic() + timeout
+        waiting = False
         while True:
             verdict = self._verdict_now(instance, source, dest)
             if verdict.outcome != reconcile.IN_FLIGHT:
                 return verdict
             if time.monotonic() >= deadline:
                 return reconcile.waited_too_long(verdict, timeout)
-            LOG.info('Waiting up to %d s for libvirt to end the migration: '
-                     '%s', timeout, verdict.reason, instance=instance)
+            if not waiting:
+                LOG.warning('Waiting up to %d s for libvirt to end the live '
+                            'migration before deciding; nothing is torn '
+                            'down meanwhile: %s', timeout, verdict.reason,
+                            instance=instance)
+                waiting = True
             time.sleep(_IN_FLIGHT_POLL_S)
 
     def _verdict_now(self, instance, source, dest):
