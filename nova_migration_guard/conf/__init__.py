@@ -16,10 +16,12 @@ from nova_migration_guard.conf import convergence
 from nova_migration_guard.conf import coordination
 from nova_migration_guard.conf import guard
 from nova_migration_guard.conf import host_identity
+from nova_migration_guard.conf import migration_outcome
 
 CONF = cfg.CONF
 
-_MODULES = (guard, coordination, anti_affinity, host_identity, convergence)
+_MODULES = (guard, coordination, anti_affinity, host_identity, convergence,
+            migration_outcome)
 
 
 def register_opts(conf):

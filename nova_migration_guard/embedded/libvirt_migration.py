@@ -8,7 +8,9 @@ which changes both hosts' fake domains as real libvirt does at each step
 (the states and reasons are those recorded from real QEMU migrations in
 tests/traces/libvirt and the real-libvirt notes), and fails at the step a
 scenario names.  The fake also lacks ``virDomain.state()``, which is added,
-and read-only connections to another host's libvirt (how the guarded
+calls a paused domain inactive, which libvirt does not (Nova's monitor
+would take a paused guest's refused migration for a completed one), and
+read-only connections to another host's libvirt (how the guarded
 driver asks the other end) are routed to that host's fake connection.
 Everything else is Nova's real code: API, conductor, scheduler, placement,
 two nova-compute services, the libvirt driver and its migration monitor.
@@ -29,6 +31,13 @@ from nova_migration_guard.embedded import libvirt_cloud
 
 def _state(domain, flags=0):
     return [domain._state, getattr(domain, 'nmg_reason', 0)]
+
+
+def _is_active(domain):
+    # libvirt: the domain has a running QEMU, whether its vCPUs run or not.
+    return int(domain._state in (
+        reconcile.RUNNING, reconcile.BLOCKED, reconcile.PAUSED,
+        reconcile.SHUTDOWN, reconcile.PMSUSPENDED))
 
 
 def set_state(domain, state, reason):
@@ -100,7 +109,8 @@ class LibvirtMigration(fixtures.Fixture):
     ``both-running``   the call fails, and the destination has a running
                        domain as well (what no one can decide);
     ``hang``           the job runs until the test calls switch_over()
-                       and releases it, or until aborted.
+                       and releases it, or until aborted (refused once
+                       the test called start_post_copy()).
     """
 
     def __init__(self, test, step):
@@ -109,6 +119,7 @@ class LibvirtMigration(fixtures.Fixture):
         self.entered = threading.Event()
         self.release = threading.Event()
         self.aborted = threading.Event()
+        self.abort_refused = threading.Event()
         self.calls = 0
 
     def _setUp(self):
@@ -222,7 +233,23 @@ class LibvirtMigration(fixtures.Fixture):
             return
         raise AssertionError('unknown step %s' % step)
 
+    def start_post_copy(self):
+        """The job switched to post-copy: the source paused, the
+        destination runs and pulls the memory it lacks from the source;
+        libvirt refuses to abort the job from now on."""
+        set_state(self.source_dom, fakelibvirt.VIR_DOMAIN_PAUSED,
+                  reconcile.PAUSED_POSTCOPY)
+        set_state(self.conn(self.test.dest).lookupByUUIDString(
+            self.source_dom.UUIDString()), fakelibvirt.VIR_DOMAIN_RUNNING,
+            reconcile.RUNNING_POSTCOPY)
+
     def _abort(self, dom, flags=0):
+        if dom.state()[:2] == [fakelibvirt.VIR_DOMAIN_PAUSED,
+                               reconcile.PAUSED_POSTCOPY]:
+            self.abort_refused.set()
+            self._fail('Requested operation is not valid: cannot abort '
+                       'migration in post-copy mode',
+                       error_code=fakelibvirt.VIR_ERR_OPERATION_INVALID)
         self.aborted.set()
 
 
@@ -239,6 +266,8 @@ class MigrationCloud(libvirt_cloud.LibvirtCloudTestCase):
         super().setUp()
         self.useFixture(fixtures.MonkeyPatch(
             'nova.tests.fixtures.libvirt.Domain.state', _state))
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.tests.fixtures.libvirt.Domain.isActive', _is_active))
         real_open = fakelibvirt.openAuth
 
         def open_auth(uri, auth, flags=0):

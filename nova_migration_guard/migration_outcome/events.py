@@ -7,7 +7,16 @@ live migration then reaches ``handle_lifecycle_event`` as "the guest shut
 down", which is how a running guest ends up believed off.  The guarded
 driver asks :func:`interpret` before passing an event on.
 
-Pure: (libvirt event, detail) in, an action out.
+STOPPED/FAILED is two things in libvirt: the incoming copy of a live
+migration that failed on its destination (the guest never ran there), and
+a QEMU that died without a shutdown (crash, OOM kill).  Only the first is
+a migration step; a crash reaches Nova as in stock Nova.  The driver
+tells them apart by whether the instance has an incoming live migration
+on its host (:func:`still_incoming` keeps that up to date from the
+events themselves; Nova's pre_live_migration and the restart recovery add
+what they know).
+
+Pure: (libvirt event, detail) and what is known in, an action out.
 """
 
 # libvirt virDomainEventType and the details used here (copied, so that
@@ -30,8 +39,6 @@ POSTCOPY_FAILED = 'postcopy-failed'
 _MIGRATION_STEPS = {
     # The guest left this host by migration (source).
     (STOPPED, STOPPED_MIGRATED),
-    # An incoming migration failed; the guest never ran here (destination).
-    (STOPPED, STOPPED_FAILED),
     # An incoming guest appeared, or resumed after the switch-over
     # (destination), before the instance's host says it is here.
     (STARTED, STARTED_MIGRATED),
@@ -44,10 +51,20 @@ _POSTCOPY_FAILURES = {
 }
 
 
-def interpret(detail):
+# The incoming copy is handed over (it runs here now: post-copy or not),
+# or it ended: the migration is no longer coming in.
+_INCOMING_ENDS = {
+    (RESUMED, RESUMED_MIGRATED),
+    (RESUMED, RESUMED_POSTCOPY),
+    (STOPPED, STOPPED_FAILED),
+}
+
+
+def interpret(detail, incoming=False):
     """The action for a lifecycle event whose ``detail`` is the libvirt
     (event, detail) pair, or None when the event carries none (then it is
-    forwarded as Nova would)."""
+    forwarded as Nova would).  ``incoming``: the instance had an incoming
+    live migration on this host when the event came."""
     if detail is None:
         return FORWARD
     pair = tuple(detail)
@@ -55,4 +72,24 @@ def interpret(detail):
         return POSTCOPY_FAILED
     if pair in _MIGRATION_STEPS:
         return MIGRATION_STEP
+    if pair == (STOPPED, STOPPED_FAILED) and incoming:
+        # The failed incoming copy: the guest never ran here.
+        return MIGRATION_STEP
     return FORWARD
+
+
+def still_incoming(detail, incoming):
+    """Whether the instance has an incoming live migration on this host
+    after the event ``detail`` (as in :func:`interpret`), given whether it
+    had one before (``incoming``).  libvirt starts an incoming copy with
+    STARTED/MIGRATED; the migration stops coming in once that copy is
+    resumed (handed over) or failed, and any other start (a boot here: a
+    spawn, cold migration, evacuation) is no incoming live migration."""
+    if detail is None:
+        return incoming
+    pair = tuple(detail)
+    if pair == (STARTED, STARTED_MIGRATED):
+        return True
+    if pair in _INCOMING_ENDS or pair[0] == STARTED:
+        return False
+    return incoming

@@ -19,13 +19,24 @@ its end awaited):
 * it runs on the source: the source's restart rolls back (migration
   'failed', the allocation returned to the source, ACTIVE there);
 * it cannot be told, or post-copy failed: the instance is held
-  (``hold``), ERROR with a fault, nothing torn down.
+  (``hold``), ERROR with a fault, nothing torn down;
+* libvirt still migrates it (post-copy in flight, which cannot be
+  aborted): the verdict waits for libvirt to end it, within
+  ``in_flight_timeout``, then holds it if it is still in flight.
+
+On the source, the move is ended with Nova's own post-migration or rollback
+step, from the record the guarded driver kept of the migration
+(``flight_record``).
 
 Both ends may restart at once: each recovery runs under a lock per
 migration (``coordination``, so a backend shared by the hosts) and first
 reads the migration again, so that one end acts and the other finds the
 migration ended.  The destination's recovery holds the lock until its
 post-migration step is done.
+
+The destination also learns which live migrations are coming in to it
+(their records), so that their failed incoming copies are not taken for
+crashed guests.
 """
 
 from nova.compute import task_states
@@ -44,6 +55,8 @@ LOG = logging.getLogger(__name__)
 
 #: Migration statuses in which libvirt may have moved the guest.
 _UNDER_WAY = ['running', 'post-migrating']
+#: ... and in which the destination may get libvirt events of it.
+_COMING_IN = ['queued', 'preparing'] + _UNDER_WAY
 
 
 def init_host(manager, context):
@@ -54,6 +67,7 @@ def init_host(manager, context):
                     'GuardedLibvirtDriver: live migrations interrupted by a '
                     'restart are left to Nova', type(driver).__name__)
         return
+    _expect_incoming(manager, context)
     migrations = objects.MigrationList.get_by_filters(context, {
         'host': manager.host, 'migration_type': 'live-migration',
         'status': _UNDER_WAY})
@@ -92,6 +106,18 @@ def _recover_locked(manager, context, migration):
                       migration.uuid, migration.instance_uuid)
 
 
+def _expect_incoming(manager, context):
+    # What the driver knew before the restart of the live migrations
+    # coming in here: their failed incoming copy's STOPPED/FAILED event is
+    # no crash (migration_outcome.events).
+    for migration in objects.MigrationList.get_by_filters(context, {
+            'host': manager.host, 'migration_type': 'live-migration',
+            'status': _COMING_IN}):
+        if migration.dest_compute == manager.host:
+            manager.driver.expect_incoming_migration(
+                migration.instance_uuid)
+
+
 def _recover(manager, context, migration):
     instance = objects.Instance.get_by_uuid(
         context, migration.instance_uuid,
@@ -103,15 +129,15 @@ def _recover(manager, context, migration):
     if not at_source and _source_compute_up(manager, context, migration):
         # The source's monitor (or its own restart) ends this migration.
         return
-    if at_source and not manager.driver.end_migration_job(instance):
-        verdict = reconcile.Verdict(
-            reconcile.UNKNOWN, 'its libvirt job still runs and could not be '
-            'aborted')
-    else:
-        verdict = manager.driver.migration_verdict(
-            instance,
-            source=None if at_source else migration.source_compute,
-            dest=migration.dest_compute if at_source else None)
+    if at_source:
+        # Nova aborts an unmonitored job at start; a post-copy job cannot
+        # be aborted, and the verdict then waits for libvirt to end it
+        # (or holds the instance), tearing nothing down meanwhile.
+        manager.driver.end_migration_job(instance)
+    verdict = manager.driver.migration_verdict(
+        instance,
+        source=None if at_source else migration.source_compute,
+        dest=migration.dest_compute if at_source else None)
     LOG.warning('Found live migration %s (%s -> %s) under way at start; '
                 'libvirt says: %s', migration.uuid,
                 migration.source_compute, migration.dest_compute,

@@ -82,12 +82,21 @@ class ValidateTestCase(testtools.TestCase):
         self.assertIn("custom policy gold: unknown key 'speed'",
                       self._refusal())
 
+    def test_in_flight_timeout_below_one_second(self):
+        self._load('[migration_guard_migration_outcome]\n'
+                   'in_flight_timeout = 0\n')
+        self.assertEqual(
+            'nova-migration-guard: invalid value for '
+            '[migration_guard_migration_outcome] in_flight_timeout: Should be '
+            'greater than or equal to 1', self._refusal())
+
     def test_list_opts_covers_every_group(self):
         groups = {group.name for group, _ in conf.list_opts()}
         self.assertEqual({'migration_guard', 'migration_guard_coordination',
                           'migration_guard_anti_affinity',
                           'migration_guard_host_identity',
-                          'migration_guard_convergence'}, groups)
+                          'migration_guard_convergence',
+                          'migration_guard_migration_outcome'}, groups)
         for _, opts in conf.list_opts():
             for opt in opts:
                 self.assertTrue(opt.help.strip(), opt.name)

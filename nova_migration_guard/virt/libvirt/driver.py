@@ -8,14 +8,16 @@ guards off it behaves exactly as LibvirtDriver.  With ``migration_outcome``
 on:
 
 * lifecycle events are read by their libvirt detail
-  (``migration_outcome.events``): a guest leaving by migration is not a
-  power-off;
+  (``migration_outcome.events``): a guest leaving by migration, or a
+  failed incoming copy of a guest migrating here, is not a power-off (a
+  guest that crashed is: that reaches Nova as in LibvirtDriver);
 * before Nova rolls a live migration back, and when the migrate call
   raises, where the guest really runs is decided from both hosts
-  (``migration_outcome.reconcile``): the migration is finished as a
-  success, rolled back without ERROR, or, when it cannot be told or
-  post-copy failed, held (``migration_outcome.hold``) with nothing torn
-  down;
+  (``migration_outcome.reconcile``), once libvirt has stopped migrating
+  (post-copy is waited for, within ``in_flight_timeout``): the migration
+  is finished as a success, rolled back without ERROR (a paused guest
+  stays paused on its source), or, when it cannot be told or post-copy
+  failed, held (``migration_outcome.hold``) with nothing torn down;
 * ``migration_verdict()`` answers the same question for the restart
   recovery (``migration_outcome.recovery``);
 * an aborted migration is recorded cancelled from the migrate call's
@@ -26,6 +28,7 @@ reports and acts.
 """
 
 import functools
+import threading
 import time
 
 from nova import exception
@@ -41,11 +44,17 @@ from nova_migration_guard.virt.libvirt import convergence
 LOG = logging.getLogger(__name__)
 
 GUARD = 'migration_outcome'
+# How often a verdict that libvirt still migrates is asked again.
+_IN_FLIGHT_POLL_S = 1.0
+
+
+def _conf():
+    from nova_migration_guard import conf as mg_conf
+    return mg_conf.CONF
 
 
 def _guard_enabled():
-    from nova_migration_guard import conf as mg_conf
-    return GUARD in mg_conf.CONF.migration_guard.guards
+    return GUARD in _conf().migration_guard.guards
 
 
 def _libvirt():
@@ -60,10 +69,18 @@ class GuardedLibvirtDriver(libvirt_driver.LibvirtDriver):
         # {instance uuid: convergence Policy} of the live migrations this
         # driver runs: chosen once, read by their operation and monitor.
         self._convergence_policies = {}
+        # Instances with a live migration coming in to this host, as far as
+        # Nova (pre_live_migration, the restart recovery) and libvirt's
+        # events (events.still_incoming) have told: a STOPPED/FAILED of
+        # one of them is its failed incoming copy, of any other a crash.
+        self._incoming = set()
+        self._incoming_lock = threading.Lock()
 
     def emit_event(self, event):
         if _guard_enabled():
-            action = events.interpret(getattr(event, 'detail', None))
+            detail = getattr(event, 'detail', None)
+            action = events.interpret(
+                detail, incoming=self._incoming_event(event.uuid, detail))
             if action == events.MIGRATION_STEP:
                 LOG.debug('Not passing on %s (detail %s): a step of a '
                           'migration, not a power state change', event,
@@ -74,6 +91,38 @@ class GuardedLibvirtDriver(libvirt_driver.LibvirtDriver):
                           '(libvirt event %s): neither copy of the guest '
                           'will be started', event.uuid, event.detail)
         super().emit_event(event)
+
+    def _incoming_event(self, uuid, detail):
+        """Whether ``uuid`` had an incoming live migration on this host
+        when libvirt sent the event ``detail``; updates what is known."""
+        with self._incoming_lock:
+            was = uuid in self._incoming
+            if events.still_incoming(detail, was):
+                self._incoming.add(uuid)
+            else:
+                self._incoming.discard(uuid)
+        return was
+
+    def expect_incoming_migration(self, instance_uuid):
+        """A live migration of the instance comes in to this host (said by
+        Nova before libvirt's first event about it, or after a restart by
+        its migration record)."""
+        with self._incoming_lock:
+            self._incoming.add(instance_uuid)
+
+    def pre_live_migration(self, context, instance, *args, **kwargs):
+        if _guard_enabled():
+            self.expect_incoming_migration(instance.uuid)
+        return super().pre_live_migration(context, instance, *args,
+                                          **kwargs)
+
+    def post_live_migration_at_destination(self, context, instance, *args,
+                                           **kwargs):
+        # The guest lives here now: a later STOPPED/FAILED is a crash.
+        with self._incoming_lock:
+            self._incoming.discard(instance.uuid)
+        return super().post_live_migration_at_destination(
+            context, instance, *args, **kwargs)
 
     def _live_migration(self, context, instance, dest, post_method,
                         recover_method, block_migration, migrate_data):
@@ -119,7 +168,9 @@ class GuardedLibvirtDriver(libvirt_driver.LibvirtDriver):
         """Abort a live migration job libvirt still runs on this host for
         ``instance`` (the nova-compute that monitored it is gone) and wait
         up to ``timeout`` seconds for libvirt to end it.  True once no job
-        runs: the domains then say how it ended."""
+        runs: the domains then say how it ended.  False at once when
+        libvirt refuses the abort (post-copy: migration_verdict waits for
+        it to end by itself)."""
         try:
             guest = self._host.get_guest(instance)
         except exception.InstanceNotFound:
@@ -136,9 +187,10 @@ class GuardedLibvirtDriver(libvirt_driver.LibvirtDriver):
                 try:
                     guest._domain.abortJob()
                 except _libvirt().libvirtError as exc:
-                    # Too late to abort (post-copy): let it end by itself.
+                    # Too late to abort (post-copy): it ends by itself.
                     LOG.warning('Cannot abort it: %s', exc,
                                 instance=instance)
+                    return False
                 aborted = True
             if time.monotonic() > deadline:
                 return False
@@ -194,17 +246,43 @@ class GuardedLibvirtDriver(libvirt_driver.LibvirtDriver):
     def migration_verdict(self, instance, source=None, dest=None):
         """Where a live-migrated guest runs: reconcile.decide() over what
         libvirt reports.  ``source``/``dest`` name the other host's
-        address; None means this host."""
-        source_side, job = self._observe(instance, source, with_job=True)
-        dest_side, _ = self._observe(instance, dest)
-        return reconcile.decide(source_side, dest_side, job)
+        address; None means this host.
+
+        While libvirt still migrates (IN_FLIGHT: post-copy, or a job that
+        runs on), it asks again until libvirt has finished or failed, for
+        at most ``in_flight_timeout`` seconds; past that, the verdict is
+        UNKNOWN (hold), never a side to tear down."""
+        timeout = _conf().migration_guard_migration_outcome.in_flight_timeout
+        deadline = time.monotonic() + timeout
+        waiting = False
+        while True:
+            verdict = self._verdict_now(instance, source, dest)
+            if verdict.outcome != reconcile.IN_FLIGHT:
+                return verdict
+            if time.monotonic() >= deadline:
+                return reconcile.waited_too_long(verdict, timeout)
+            if not waiting:
+                LOG.warning('Waiting up to %d s for libvirt to end the live '
+                            'migration before deciding; nothing is torn '
+                            'down meanwhile: %s', timeout, verdict.reason,
+                            instance=instance)
+                waiting = True
+            time.sleep(_IN_FLIGHT_POLL_S)
+
+    def _verdict_now(self, instance, source, dest):
+        source_side, job, job_active = self._observe(instance, source,
+                                                     with_job=True)
+        dest_side, _, _ = self._observe(instance, dest)
+        return reconcile.decide(source_side, dest_side, job, job_active)
 
     def _observe(self, instance, address, with_job=False):
-        """(Side, Job) of the guest's domain on this host (address None)
-        or, read-only, on the libvirt at ``address``, as Nova's migration
-        reaches it; one connection for both.  Job is None unless
-        ``with_job`` and libvirt has completed-job statistics."""
+        """(Side, Job, job active) of the guest's domain on this host
+        (address None) or, read-only, on the libvirt at ``address``, as
+        Nova's migration reaches it; one connection for both.  Job is None
+        and job active False unless ``with_job``; Job is None too when
+        libvirt has no completed-job statistics."""
         conn = None
+        job, job_active = None, False
         try:
             if address is None:
                 domain = self._host._get_domain(instance)
@@ -213,17 +291,32 @@ class GuardedLibvirtDriver(libvirt_driver.LibvirtDriver):
                     self._live_migration_uri(address), read_only=True)
                 domain = self._lookup(conn, instance)
             state, reason = domain.state()[:2]
-            job = self._completed_job(domain) if with_job else None
+            if with_job:
+                job = self._completed_job(domain)
+                job_active = self._job_active(domain)
         except exception.InstanceNotFound:
-            return reconcile.Side(reconcile.ABSENT, None), None
+            return reconcile.Side(reconcile.ABSENT, None), None, False
         except Exception as exc:
             LOG.warning('Cannot read the domain state on %s: %s',
                         address or 'this host', exc, instance=instance)
-            return reconcile.Side(reconcile.UNREACHABLE, None), None
+            return reconcile.Side(reconcile.UNREACHABLE, None), None, False
         finally:
             if conn is not None:
                 conn.close()
-        return reconcile.Side(state, reason), job
+        return reconcile.Side(state, reason), job, job_active
+
+    @staticmethod
+    def _job_active(domain):
+        # The domain's current job (its migration) still runs.
+        try:
+            job_type = domain.jobStats().get('type')
+        except _libvirt().libvirtError as exc:
+            if exc.get_error_code() in (_libvirt().VIR_ERR_NO_DOMAIN,
+                                        _libvirt().VIR_ERR_OPERATION_INVALID):
+                return False  # the domain went away meanwhile
+            raise
+        return job_type in (_libvirt().VIR_DOMAIN_JOB_BOUNDED,
+                            _libvirt().VIR_DOMAIN_JOB_UNBOUNDED)
 
     @staticmethod
     def _lookup(conn, instance):

@@ -5,7 +5,8 @@ shared with the demo)."""
 
 from nova.tests.fixtures import libvirt as fakelibvirt  # noqa: F401
 
-from nova_migration_guard.embedded.libvirt_migration import MigrationCloud
+from nova_migration_guard.embedded import libvirt_migration
 from nova_migration_guard.migration_outcome import reconcile  # noqa: F401
 
-LateFailureTestCase = MigrationCloud
+LateFailureTestCase = libvirt_migration.MigrationCloud
+set_state = libvirt_migration.set_state

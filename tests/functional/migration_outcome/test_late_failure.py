@@ -179,3 +179,46 @@ class StockLateFailureTest(_Scenarios, base.LateFailureTestCase):
         self.assert_second_copy_can_start()
         # Two running copies of one guest.
         self.assertEqual([self.dest, self.src], self.running_on())
+
+
+class GuardedPausedLateFailureTest(_Scenarios, base.LateFailureTestCase):
+    """A paused instance, whose live migration Nova allows, failing or
+    aborted before the switch-over.  libvirt leaves the guest paused on
+    its source (reason user, as real QEMU shows in tests/real_libvirt's
+    GuardedPausedGuestAbortTest; the fake keeps no reason, so the test
+    sets it).  Nova's own rollback applies: PAUSED on the source, no task
+    state, the migration failed or cancelled, nothing held."""
+
+    def setUp(self):
+        super().setUp()
+        self.api.post_server_action(self.server['id'], {'pause': None})
+        self._wait_for_state_change(self.server, 'PAUSED')
+        domain = self.computes[self.src].driver._host.get_connection(
+        ).lookupByUUIDString(self.server['id'])
+        self.paused_by_the_user = (PAUSED, 1)  # VIR_DOMAIN_PAUSED_USER
+        base.set_state(domain, *self.paused_by_the_user)
+
+    def assert_paused_on_source(self, server):
+        self.assertEqual(self.src, server['OS-EXT-SRV-ATTR:host'])
+        self.assertEqual('PAUSED', server['status'])
+        self.assertIsNone(server['OS-EXT-STS:task_state'])
+        self.assertEqual(3, server['OS-EXT-STS:power_state'])  # PAUSED
+        self.assertFalse(server['locked'])
+        self.assertEqual({self.src: self.paused_by_the_user},
+                         self.guest_states())
+
+    def test_refused_before_the_job_started(self):
+        server, migration = self.migrate_failing_at('refused')
+        self.assert_paused_on_source(server)
+        self.assertEqual('failed', migration['status'])
+
+    def test_job_failed(self):
+        server, migration = self.migrate_failing_at('job-failed')
+        self.assert_paused_on_source(server)
+        self.assertEqual('failed', migration['status'])
+
+    def test_cancelled_by_the_completion_timeout(self):
+        server, migration = self.abort_by_the_completion_timeout(
+            'wait-abort')
+        self.assert_paused_on_source(server)
+        self.assertEqual('cancelled', migration['status'])

@@ -22,10 +22,14 @@ import fixtures
 from nova.compute import manager as manager_module
 from nova import context as nova_context
 from nova import objects
+from nova.virt import event as virtevent
 from testtools.content import text_content
 
 from nova_migration_guard.migration_outcome import recovery
 from tests.functional.migration_outcome import base
+
+RUNNING = base.fakelibvirt.VIR_DOMAIN_RUNNING
+PAUSED = base.fakelibvirt.VIR_DOMAIN_PAUSED
 
 
 class _ComputeDied(BaseException):
@@ -169,6 +173,86 @@ class GuardedRestartTest(_RestartScenarios, base.LateFailureTestCase):
         self.assertEqual('ACTIVE', server['status'])
         self.assertIsNone(server['OS-EXT-STS:task_state'])
         self.assertEqual([self.dest], self.running_on())
+
+    def source_dies_during_post_copy(self):
+        self.libvirt.start_post_copy()
+        self.died.set()
+
+    def test_source_restart_during_post_copy(self):
+        """libvirt refuses to abort a post-copy job, and it ends by
+        itself meanwhile: the verdict waits for it (here the switch-over
+        completes once the restart's abort was refused), then completes
+        the move.  Nothing was torn down while post-copy ran."""
+        self.source_dies_during_post_copy()
+
+        def post_copy_ends():
+            if self.libvirt.abort_refused.wait(60):
+                self.libvirt.switch_over()
+                self.libvirt.release.set()
+        ending = threading.Thread(target=post_copy_ends, daemon=True)
+        ending.start()
+        self.restart_compute_service(self.src)
+        ending.join(60)
+        server, migration = self.server_and_migration(['completed'])
+        self.assertEqual(self.dest, server['OS-EXT-SRV-ATTR:host'])
+        self.assertEqual('ACTIVE', server['status'])
+        self.assertFalse(server['locked'])
+        self.assertEqual([self.dest], self.running_on())
+
+    def test_source_restart_during_post_copy_that_lasts(self):
+        """Post-copy still runs when in_flight_timeout passes: the
+        instance is held, and both halves are left as they are."""
+        self.flags(in_flight_timeout=1,
+                   group='migration_guard_migration_outcome')
+        self.source_dies_during_post_copy()
+        halves = self.guest_states()
+        self.restart_compute_service(self.src)
+        server, migration = self.server_and_migration(['error'])
+        server = self._wait_for_state_change(self.server, 'ERROR')
+        self.assertTrue(server['locked'])
+        self.assertIn('still in flight after 1 s', server['locked_reason'])
+        self.assertIn('post-copy still runs', server['locked_reason'])
+        self.assertEqual(self.src, server['OS-EXT-SRV-ATTR:host'])
+        self.assertEqual(halves, self.guest_states())
+        self.assertEqual({
+            self.src: (PAUSED, base.reconcile.PAUSED_POSTCOPY),
+            self.dest: (RUNNING, base.reconcile.RUNNING_POSTCOPY)}, halves)
+
+    def test_destination_restart_during_post_copy_with_the_source_down(self):
+        """The destination finishes a move whose source compute is down
+        only once libvirt has: while post-copy still pulls memory from the
+        source, and past in_flight_timeout, the instance is held."""
+        self.flags(in_flight_timeout=1,
+                   group='migration_guard_migration_outcome')
+        self.source_dies_during_post_copy()
+        halves = self.guest_states()
+        self.stop_compute(self.src)
+        self.restart_compute_service(self.dest)
+        server = self._wait_for_state_change(self.server, 'ERROR')
+        migration = self._wait_for_migration_status(self.server, ['error'])
+        self.addDetail('outcome', text_content(
+            self.outcome(server, migration)))
+        self.assertTrue(server['locked'])
+        self.assertIn('post-copy still runs', server['locked_reason'])
+        self.assertEqual(self.src, server['OS-EXT-SRV-ATTR:host'])
+        self.assertEqual(halves, self.guest_states())
+
+    def test_failed_incoming_copy_after_a_destination_restart(self):
+        """The restarted destination knows the live migration coming in
+        from its record: its incoming copy's STOPPED/FAILED (libvirt's
+        event when that copy is dropped, as when a QEMU dies) is not
+        passed to the compute manager as a power-off.  Stubbed: the event
+        is handed to the driver as Nova's libvirt Host would."""
+        self.restart_compute_service(self.dest)
+        handled = []
+        manager = self.computes[self.dest].manager
+        real = manager.handle_lifecycle_event
+        manager.handle_lifecycle_event = lambda event: (
+            handled.append(event), real(event))
+        self.computes[self.dest].driver.emit_event(virtevent.LifecycleEvent(
+            self.server['id'], virtevent.EVENT_LIFECYCLE_STOPPED,
+            detail=(5, 5)))  # VIR_DOMAIN_EVENT_STOPPED, _STOPPED_FAILED
+        self.assertEqual([], handled)
 
     def test_destination_restart_with_the_source_up(self):
         # The source's compute is up: its own monitor (or restart) ends
