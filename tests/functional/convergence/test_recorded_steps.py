@@ -56,17 +56,7 @@ class StalledMigrationTest(MigrationCloud):
         self.assertEqual([self.src], self.running_on())
 
         # The steps, in order, with the live-migration action.
-        self.api.microversion = '2.84'
-        actions = self.api.get_instance_actions(self.server['id'])
-        live = [a for a in actions if a['action'] == 'live-migration']
-        self.assertEqual(1, len(live))
-        events = self.api.api_get(
-            '/servers/%s/os-instance-actions/%s' % (
-                self.server['id'], live[0]['request_id'])
-        ).body['instanceAction']['events']
-        ours = sorted((e for e in events
-                       if e['event'].startswith(record.EVENT_PREFIX)),
-                      key=lambda e: e['start_time'])
+        ours = self.live_migration_events(record.EVENT_PREFIX)
         self.assertEqual(STEPS, [e['event'] for e in ours])
         self.assertEqual(['Success', 'Success', 'Error'],
                          [e['result'] for e in ours])
