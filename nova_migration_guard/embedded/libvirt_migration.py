@@ -280,7 +280,14 @@ class MigrationCloud(libvirt_cloud.LibvirtCloudTestCase):
                                 'block_migration': 'auto'}})
 
     def wait_for_end(self, statuses=('completed', 'failed', 'error',
-                                     'cancelled')):
+                                     'cancelled'), timeout=120):
+        # Generous: a policy's steps come a sample (0.5 s) at a time on a
+        # machine that may be busy.
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not {
+                m['status'] for m in self.api.get_migrations()
+                if m['instance_uuid'] == self.server['id']} & set(statuses):
+            time.sleep(0.25)
         migration = self._wait_for_migration_status(self.server,
                                                     list(statuses))
         server = self._wait_for_server_parameter(
