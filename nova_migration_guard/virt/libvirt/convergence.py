@@ -194,4 +194,3 @@ def auto_converge_throttle(guest):
         return guest._domain.jobStats().get('auto_converge_throttle')
     except Exception:
         return None
-

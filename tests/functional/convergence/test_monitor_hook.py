@@ -112,6 +112,13 @@ class MonitorHookTest(test.NoDBTestCase):
             mock.Mock(done=mock.Mock(return_value=False)), list(disk_paths))
         return recover
 
+    def ask_hook(self):
+        """The plugin's answer at one sample, as Nova's monitor asks it."""
+        return hooks.MigrationGuardHooks().live_migration_next_action(
+            context=None, instance=self.instance, guest=self.guest,
+            migration=self.migration, info=self._job_info(), elapsed=1,
+            data_gb=2.0, is_post_copy_enabled=False)
+
     def test_deadline_counts_the_disk_of_a_block_migration(self):
         # 1 s per GiB: 2 s for the RAM (Nova counts at least 2 GiB), 12 s
         # with a 10 GiB disk.
@@ -163,40 +170,25 @@ class MonitorHookTest(test.NoDBTestCase):
 
     def test_not_ours_nova_decides(self):
         # A migration the guarded driver did not start under a policy.
-        self.assertIsNone(hooks.MigrationGuardHooks(
-        ).live_migration_next_action(
-            context=None, instance=self.instance, guest=self.guest,
-            migration=self.migration, info=self._job_info(), elapsed=1,
-            data_gb=2.0, is_post_copy_enabled=False))
+        self.assertIsNone(self.ask_hook())
 
     def test_guard_disabled_nova_decides(self):
         self.flags(guards=[], group='migration_guard')
         convergence.begin(self.instance, 'dest', False)
         self.addCleanup(convergence.end, self.instance)
-        self.assertIsNone(hooks.MigrationGuardHooks(
-        ).live_migration_next_action(
-            context=None, instance=self.instance, guest=self.guest,
-            migration=self.migration, info=self._job_info(), elapsed=1,
-            data_gb=2.0, is_post_copy_enabled=False))
+        self.assertIsNone(self.ask_hook())
 
     def test_a_failure_of_ours_lets_nova_decide(self):
         convergence.begin(self.instance, 'dest', False)
         self.addCleanup(convergence.end, self.instance)
         with mock.patch.object(convergence.Run, 'next_action',
                                side_effect=ValueError('bug')):
-            self.assertIsNone(hooks.MigrationGuardHooks(
-            ).live_migration_next_action(
-                context=None, instance=self.instance, guest=self.guest,
-                migration=self.migration, info=self._job_info(),
-                elapsed=1, data_gb=2.0, is_post_copy_enabled=False))
+            self.assertIsNone(self.ask_hook())
 
     def test_answers_are_nova_s_monitor_actions(self):
         convergence.begin(self.instance, 'dest', False)
         self.addCleanup(convergence.end, self.instance)
-        answer = convergence.next_action(
-            context=None, instance=self.instance, guest=self.guest,
-            migration=self.migration, info=self._job_info(), elapsed=1,
-            data_gb=2.0, is_post_copy_enabled=False)
+        answer = self.ask_hook()
         self.assertIsInstance(answer, libvirt_migrate.MonitorAction)
         self.assertEqual(libvirt_migrate.MONITOR_SET_DOWNTIME, answer.name)
         for ours, nova in ((convergence.ladder.WAIT,
@@ -210,4 +202,3 @@ class MonitorHookTest(test.NoDBTestCase):
                            (convergence.ladder.ABORT,
                             libvirt_migrate.MONITOR_ABORT)):
             self.assertEqual(nova, ours)
-
