@@ -21,6 +21,13 @@ on:
 * an aborted migration is recorded cancelled from the migrate call's
   error (``reconcile.rollback_status``), also under the convergence guard.
 
+With ``convergence`` on, a live migration follows its policy
+(``virt/libvirt/convergence``): the policy's flags are added to its
+migrate call, Nova's own monitor loop asks the policy at each sample
+(patch 0011's ``live_migration_next_action``), and that loop (its
+force-complete too) knows when the policy started the migration with
+post-copy.
+
 The decisions are pure functions; this module only gathers what libvirt
 reports and acts.
 """
