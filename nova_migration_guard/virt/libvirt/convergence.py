@@ -30,7 +30,6 @@ from nova_migration_guard.convergence import record
 LOG = logging.getLogger(__name__)
 
 GUARD = 'convergence'
-MIB = 2 ** 20
 SAMPLE_FIELDS = ('type', 'memory_iteration', 'memory_remaining',
                  'memory_bps', 'memory_total', 'memory_processed',
                  'downtime', 'time_elapsed')
