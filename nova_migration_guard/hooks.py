@@ -79,6 +79,22 @@ class MigrationGuardHooks(object):
             from nova_migration_guard.migration_outcome import start_guard
             start_guard.instance_action(**kwargs)
 
+    def live_migration_next_action(self, **kwargs):
+        """A sample of Nova's live migration monitor (patch 0011): the
+        convergence policy's next action, None to let Nova decide."""
+        if not _enabled('convergence'):
+            return None
+        from nova_migration_guard.virt.libvirt import convergence
+        try:
+            return convergence.next_action(**kwargs)
+        except Exception:
+            # Never let a failure of ours end the migration: Nova's own
+            # completion timeout and downtime steps decide this sample.
+            LOG.exception('Convergence policy failed to decide; Nova '
+                          'decides this sample', instance=kwargs.get(
+                              'instance'))
+            return None
+
     def move_claim(self, **kwargs):
         """Around a move's destination check and claim (compute)."""
         if _enabled('anti_affinity'):

@@ -1,2 +1,3 @@
 """The convergence engine: decisions over a live migration's job-statistics
-samples (pure functions; the driver's monitor loop does the I/O)."""
+samples (pure functions; the hook adapter in virt/libvirt/convergence.py
+answers Nova's monitor loop with them)."""

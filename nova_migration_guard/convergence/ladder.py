@@ -13,12 +13,18 @@ the switch-over still does not fit:
 
 Auto-converge (CPU throttling) is a start-time flag in libvirt: with a
 policy that has it, QEMU throttles by itself while the rungs above wait.
-The completion deadline (``seconds_per_gib`` per GiB of guest memory) jumps
-straight to the last resort the policy allows (post-copy, pause, abort).
+The completion deadline (``seconds_per_gib`` per GiB of the data Nova's
+completion timeout counts: the guest's RAM, at least 2 GiB, and the disks
+of a block migration) jumps straight to the last resort the policy allows
+(post-copy, pause, abort).  A paused guest dirties no more memory: what is
+left is sent once, within one more deadline, or the migration is aborted
+(and Nova's monitor unpauses the guest on its source).  An abort is asked
+once; libvirt then ends the job.
 
-``decide(policy, progress, samples, now)`` returns a Step and the new
-Progress; the caller (the guarded driver's monitor) applies the Step and
-logs its ``reason``, which carries the numbers that triggered it.
+``decide(policy, progress, samples, now, data_bytes)`` returns a Step and
+the new Progress; the caller (the hook adapter in the guarded driver's
+``convergence`` module) hands the Step to Nova's monitor, which applies it,
+and logs its ``reason``, which carries the numbers that triggered it.
 """
 
 import collections
@@ -38,9 +44,11 @@ MAX_THROTTLE = 99
 
 #: Where a migration is on the ladder: the downtime step in force (an
 #: index into the policy's steps), whether post-copy or pause was used,
-#: the pass at which the last step was taken, and when it started.
+#: the pass at which the last step was taken, when it started, when the
+#: guest was paused (None: it was not) and whether the abort was asked.
 Progress = collections.namedtuple(
-    'Progress', 'downtime_index post_copy paused last_step_pass started_at')
+    'Progress', 'downtime_index post_copy paused last_step_pass started_at '
+    'paused_at aborted', defaults=(None, False))
 
 Step = collections.namedtuple('Step', 'action value reason')
 
@@ -49,22 +57,33 @@ def start(now):
     return Progress(0, False, False, 0, now)
 
 
-def deadline(policy, memory_bytes):
-    """Seconds a migration of a guest of ``memory_bytes`` may take."""
-    return policy.seconds_per_gib * max(1.0, memory_bytes / float(GIB))
+def deadline(policy, data_bytes):
+    """Seconds a migration of ``data_bytes`` may take."""
+    return policy.seconds_per_gib * max(1.0, data_bytes / float(GIB))
 
 
-def decide(policy, progress, samples, now, memory_bytes,
+def decide(policy, progress, samples, now, data_bytes,
            post_copy_possible=False):
     """The next Step for a running migration, and the updated Progress.
 
     ``samples`` are the job statistics so far (oldest first);
+    ``data_bytes`` what the migration copies at least (RAM and disks);
     ``post_copy_possible`` whether the migration was started with post-copy
     enabled (the policy and the host allow it).
     """
     all_passes = passes_mod.passes(samples)
     downtime = policy.downtime_steps_ms[progress.downtime_index]
-    if progress.paused or not all_passes:
+    limit = deadline(policy, data_bytes)
+    if progress.aborted:
+        return Step(WAIT, None, 'abort asked, libvirt ends the job'), progress
+    if progress.paused:
+        if now - progress.paused_at > limit:
+            return (Step(ABORT, None, 'paused %d s ago and still not '
+                         'complete (deadline %d s)' % (
+                             now - progress.paused_at, limit)),
+                    progress._replace(aborted=True))
+        return Step(WAIT, None, 'paused: sending what is left'), progress
+    if not all_passes:
         return Step(WAIT, None, 'nothing to decide yet'), progress
     latest = all_passes[-1]
     numbers = ('pass %d started with %.1f MiB to send at %.1f MiB/s; '
@@ -72,9 +91,8 @@ def decide(policy, progress, samples, now, memory_bytes,
                    latest.iteration, latest.left_bytes / MIB,
                    latest.bandwidth_bps / MIB, downtime))
     elapsed = now - progress.started_at
-    limit = deadline(policy, memory_bytes)
     if elapsed > limit:
-        return _last_resort(policy, progress, post_copy_possible,
+        return _last_resort(policy, progress, post_copy_possible, now,
                             'deadline of %d s passed (%s)' % (limit,
                                                               numbers))
     if passes_mod.switchover_fits(latest, downtime):
@@ -97,19 +115,19 @@ def decide(policy, progress, samples, now, memory_bytes,
                 progress._replace(downtime_index=index,
                                   last_step_pass=latest.iteration))
     return _last_resort(policy, progress._replace(
-        last_step_pass=latest.iteration), post_copy_possible, reason)
+        last_step_pass=latest.iteration), post_copy_possible, now, reason)
 
 
-def _last_resort(policy, progress, post_copy_possible, reason):
+def _last_resort(policy, progress, post_copy_possible, now, reason):
     """Post-copy, then pause, then abort: the first that the policy
     allows and that was not used yet."""
     rungs = []
     if policy.post_copy and post_copy_possible and not progress.post_copy:
         rungs.append((POST_COPY, progress._replace(post_copy=True)))
     if policy.pause and not progress.paused and not progress.post_copy:
-        rungs.append((PAUSE, progress._replace(paused=True)))
+        rungs.append((PAUSE, progress._replace(paused=True, paused_at=now)))
     if not progress.post_copy:
-        rungs.append((ABORT, progress))
+        rungs.append((ABORT, progress._replace(aborted=True)))
     if not rungs:
         # Post-copy is running: it cannot be aborted or paused usefully.
         return Step(WAIT, None, 'post-copy running: ' + reason), progress

@@ -4,7 +4,7 @@ A policy says how far the convergence engine may go to finish the live
 migration of a guest that dirties memory faster than the network copies
 it: the escalation ladder (raise the allowed downtime stepwise, then
 auto-converge throttling, then post-copy, then pausing the guest, then
-abort) and the completion deadline per GiB of guest.  Selection, most
+abort) and the completion deadline per GiB to copy.  Selection, most
 specific first: the flavor extra spec ``migration_guard:convergence_policy``,
 the image property ``migration_guard_convergence_policy``, then
 ``[migration_guard_convergence] default_policy``.
@@ -41,7 +41,10 @@ class Policy:
     post_copy: bool = False
     #: Then pause the guest (workload disruption) to finish.
     pause: bool = False
-    #: Seconds allowed per GiB of guest memory before the last resort.
+    #: Seconds allowed per GiB to copy before the last resort; GiB as
+    #: Nova's completion timeout counts them: the guest's RAM (at least 2
+    #: GiB) and the disks of a block migration.  A paused guest's copy
+    #: gets as long again from its pause before the abort.
     seconds_per_gib: int = 300
 
     def describe(self):

@@ -8,7 +8,7 @@ Each step the ladder takes (a downtime raise, post-copy, pause, abort) is
   the steps in order beside Nova's own events.  An abort is stored as an
   Error event whose details (microversion 2.84, admins) carry the numbers
   that triggered it.  Nova's migrations table has no column for free text;
-  its memory counters are kept current by the monitor as Nova's own does.
+  its memory counters are kept current by Nova's own monitor.
 * emitted as the versioned notification ``migration_guard.convergence.
   <step>`` (priority info; payload ``ConvergenceStepPayload``) through
   Nova's versioned notifier, i.e. when ``[notifications]

@@ -101,6 +101,9 @@ class LibvirtMigration(fixtures.Fixture):
                        guest that dirties memory as fast as it is copied:
                        every pass starts with 120 MiB to send at 15 MiB/s
                        (what tests/traces recorded on real QEMU);
+    ``stalling-paused-fails`` as stalling until the source guest is
+                       paused (a force-complete, or a policy's pause),
+                       then the job fails (the connection broke);
     ``postcopy-failed`` the job switched to post-copy and the connection
                        broke: both domains paused, post-copy failed;
     ``completed-then-raise`` the switch-over happened (the guest runs on the
@@ -202,8 +205,14 @@ class LibvirtMigration(fixtures.Fixture):
             dom.fail_job()
             self._fail('operation failed: migration out job: unexpectedly '
                        'failed')
-        if step == 'stalling':
+        if step in ('stalling', 'stalling-paused-fails'):
             dom.nmg_passes = _StalledPasses()
+        if step == 'stalling-paused-fails':
+            self._wait_for_pause(dom)
+            incoming.destroy()
+            dom.fail_job()
+            self._fail('operation failed: migration out job: unexpectedly '
+                       'failed')
         if step in ('wait-abort', 'wait-abort-unseen', 'stalling'):
             self.aborted.wait(60)
             self._cancelled(dom, incoming, seen=step != 'wait-abort-unseen')
@@ -242,6 +251,13 @@ class LibvirtMigration(fixtures.Fixture):
         set_state(self.conn(self.test.dest).lookupByUUIDString(
             self.source_dom.UUIDString()), fakelibvirt.VIR_DOMAIN_RUNNING,
             reconcile.RUNNING_POSTCOPY)
+
+    def _wait_for_pause(self, dom, timeout=60):
+        deadline = time.monotonic() + timeout
+        while dom._state != fakelibvirt.VIR_DOMAIN_PAUSED:
+            if time.monotonic() > deadline:
+                raise AssertionError('the source guest was not paused')
+            time.sleep(0.1)
 
     def _abort(self, dom, flags=0):
         if dom.state()[:2] == [fakelibvirt.VIR_DOMAIN_PAUSED,
@@ -308,7 +324,14 @@ class MigrationCloud(libvirt_cloud.LibvirtCloudTestCase):
         return self.wait_for_end() + (libvirt,)
 
     def wait_for_end(self, statuses=('completed', 'failed', 'error',
-                                     'cancelled')):
+                                     'cancelled'), timeout=120):
+        # Generous: a policy's steps come a sample (0.5 s) at a time on a
+        # machine that may be busy.
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not {
+                m['status'] for m in self.api.get_migrations()
+                if m['instance_uuid'] == self.server['id']} & set(statuses):
+            time.sleep(0.25)
         migration = self._wait_for_migration_status(self.server,
                                                     list(statuses))
         server = self._wait_for_server_parameter(
@@ -339,6 +362,24 @@ class MigrationCloud(libvirt_cloud.LibvirtCloudTestCase):
                time.monotonic() < deadline):
             time.sleep(0.2)
         return sorted(self.guest_states())
+
+    def live_migration_events(self, prefix=''):
+        """The events (oldest first) of the server's live-migration
+        action whose name starts with ``prefix``, as an admin reads them
+        (microversion 2.84: with their details)."""
+        microversion, self.api.microversion = self.api.microversion, '2.84'
+        try:
+            actions = self.api.get_instance_actions(self.server['id'])
+            live = [a for a in actions if a['action'] == 'live-migration']
+            self.assertEqual(1, len(live), actions)
+            events = self.api.api_get(
+                '/servers/%s/os-instance-actions/%s' % (
+                    self.server['id'], live[0]['request_id'])
+            ).body['instanceAction']['events']
+        finally:
+            self.api.microversion = microversion
+        return sorted((e for e in events if e['event'].startswith(prefix)),
+                      key=lambda e: e['start_time'])
 
     def running_on(self):
         return sorted(host for host, (state, _) in self.guest_states().items()

@@ -99,8 +99,9 @@ class DefaultPolicyTest(_ConvergenceTest):
         self.assertTrue(
             steps or self.nova.stats.peak_throttle('dirty'),
             'converged without a step and without throttling')
+        # Of Nova's data size: 256 MiB of RAM counts as 2 GiB.
         self.addDetail('deadline', text_content('%d s' % ladder.deadline(
-            policies.BUILTIN['minimal-downtime'], 256 * 2 ** 20)))
+            policies.BUILTIN['minimal-downtime'], 2 * 2 ** 30)))
 
 
 class PostCopyPolicyTest(_ConvergenceTest):

@@ -6,14 +6,17 @@
   policy may use it.  They are added to the one migrate call of this
   migration (a wrapper of its Guest), not to the driver's flags, which
   other migrations share.
-* While it runs, ``monitor`` replaces Nova's monitor loop: each job-stats
-  sample goes to ``ladder.decide``, and the Step is applied (downtime,
-  post-copy, pause, abort) and logged with its numbers; completion,
-  failure and cancellation are handled as Nova does.
+* While it runs, Nova's own monitor loop asks, at each job-stats sample,
+  the ``live_migration_next_action`` hook point (patch 0011): the sample
+  goes to ``ladder.decide`` and the Step, logged with its numbers and
+  recorded (``convergence.record``), goes back to Nova's loop as its
+  MonitorAction, which Nova carries out in place of its completion
+  timeout and downtime steps (set the downtime, switch to post-copy,
+  pause with its unpause on failure, abort).  Completion, failure,
+  cancellation, force-complete and the stats are Nova's.
 """
 
 import copy
-import time
 
 from nova.virt.libvirt import migration as libvirt_migrate
 from oslo_log import log as logging
@@ -27,7 +30,6 @@ from nova_migration_guard.convergence import record
 LOG = logging.getLogger(__name__)
 
 GUARD = 'convergence'
-MIB = 2 ** 20
 SAMPLE_FIELDS = ('type', 'memory_iteration', 'memory_remaining',
                  'memory_bps', 'memory_total', 'memory_processed',
                  'downtime', 'time_elapsed')
@@ -112,63 +114,76 @@ class _DomainWithParams(object):
         return getattr(self._domain, name)
 
 
-def monitor(driver, libvirt, context, instance, guest, dest, post_method,
-            recover_method, block_migration, migrate_data, future,
-            policy, source, post_copy_possible):
-    """Nova's monitor loop, with the ladder deciding; ``policy`` came
-    from ``source`` (policy_for)."""
+class Run(object):
+    """One live migration under a policy, between the guarded driver's
+    start of it and its end: the samples and where it is on the ladder."""
+
+    def __init__(self, policy, source, post_copy_possible):
+        self.policy = policy
+        self.source = source
+        self.post_copy_possible = post_copy_possible
+        self.samples = []
+        # Nova's monitor counts elapsed seconds from its own start.
+        self.progress = ladder.start(0.0)
+
+    def next_action(self, context, instance, guest, migration, info,
+                    elapsed, data_gb):
+        """The MonitorAction for Nova's monitor at this sample."""
+        sample = {f: getattr(info, f, 0) for f in SAMPLE_FIELDS}
+        sample['auto_converge_throttle'] = auto_converge_throttle(guest)
+        self.samples.append(sample)
+        if len(self.samples) == 1:
+            # Where Nova's monitor sets its first downtime step.
+            return libvirt_migrate.MonitorAction(
+                libvirt_migrate.MONITOR_SET_DOWNTIME,
+                self.policy.downtime_steps_ms[0])
+        step, self.progress = ladder.decide(
+            self.policy, self.progress, self.samples, elapsed,
+            data_gb * ladder.GIB, post_copy_possible=self.post_copy_possible)
+        if step.action != ladder.WAIT:
+            LOG.warning('Convergence: %s%s: %s', step.action,
+                        ' %s ms' % step.value if step.value else '',
+                        step.reason, instance=instance)
+            record.record(context, instance, migration, self.policy, step,
+                          self.samples, elapsed)
+        return libvirt_migrate.MonitorAction(step.action, step.value)
+
+
+# {instance uuid: Run} of the live migrations this process runs.
+_runs = {}
+
+
+def begin(instance, dest, post_copy_possible):
+    """Put the live migration of ``instance`` to ``dest`` under its
+    policy; returns its Run."""
+    policy, source = policy_for(instance)
     LOG.info('Live migration to %s follows convergence policy %s (from %s)',
              dest, policy.describe(), source, instance=instance)
-    memory_bytes = instance.flavor.memory_mb * MIB
-    on_failure = []
-    samples = []
-    progress = ladder.start(time.monotonic())
-    migration = migrate_data.migration
-    guest.migrate_configure_max_downtime(policy.downtime_steps_ms[0])
-    while True:
-        info = guest.get_job_info()
-        if info.type == libvirt.VIR_DOMAIN_JOB_NONE and future.done():
-            info.type = libvirt_migrate.find_job_type(guest, instance)
-        if info.type == libvirt.VIR_DOMAIN_JOB_UNBOUNDED:
-            libvirt_migrate.run_tasks(guest, instance,
-                                      driver.active_migrations, on_failure,
-                                      migration, post_copy_possible)
-            sample = {f: getattr(info, f, 0) for f in SAMPLE_FIELDS}
-            sample['auto_converge_throttle'] = auto_converge_throttle(guest)
-            samples.append(sample)
-            step, progress = ladder.decide(
-                policy, progress, samples, time.monotonic(), memory_bytes,
-                post_copy_possible=post_copy_possible)
-            if step.action != ladder.WAIT:
-                _apply(guest, instance, step)
-                record.record(context, instance, migration, policy, step,
-                              samples, time.monotonic() - progress.started_at)
-            if info.memory_total:
-                libvirt_migrate.save_stats(
-                    instance, migration, info,
-                    round(info.memory_remaining * 100 / info.memory_total))
-        elif info.type == libvirt.VIR_DOMAIN_JOB_COMPLETED:
-            LOG.info('Migration operation has completed (%d samples)',
-                     len(samples), instance=instance)
-            post_method(context, instance, dest, block_migration,
-                        migrate_data)
-            break
-        elif info.type in (libvirt.VIR_DOMAIN_JOB_FAILED,
-                           libvirt.VIR_DOMAIN_JOB_CANCELLED):
-            libvirt_migrate.run_recover_tasks(driver._host, guest, instance,
-                                              on_failure)
-            status = ('cancelled' if info.type ==
-                      libvirt.VIR_DOMAIN_JOB_CANCELLED else 'failed')
-            LOG.warning('Migration operation ended: %s', status,
-                        instance=instance)
-            if status == 'cancelled':
-                recover_method(context, instance, dest, migrate_data,
-                               migration_status='cancelled')
-            else:
-                recover_method(context, instance, dest, migrate_data)
-            break
-        time.sleep(0.5)
-    driver._clear_empty_migration(instance)
+    run = _runs[instance.uuid] = Run(
+        policy, source, policy.post_copy and post_copy_possible)
+    return run
+
+
+def end(instance):
+    _runs.pop(instance.uuid, None)
+
+
+def run_of(instance):
+    """The Run of the live migration of ``instance``, None if it has none
+    (not started by the guarded driver under the convergence guard)."""
+    return _runs.get(instance.uuid)
+
+
+def next_action(context, instance, guest, migration, info, elapsed,
+                data_gb, **kwargs):
+    """Nova's live_migration_next_action hook point (patch 0011): the
+    policy's decision for a migration with a Run, else None (Nova's own
+    completion timeout and downtime steps)."""
+    run = run_of(instance)
+    if run is None:
+        return None
+    return run.next_action(context, instance, guest, migration, info,
+                           elapsed, data_gb)
 
 
 def auto_converge_throttle(guest):
@@ -178,17 +193,3 @@ def auto_converge_throttle(guest):
         return guest._domain.jobStats().get('auto_converge_throttle')
     except Exception:
         return None
-
-
-def _apply(guest, instance, step):
-    LOG.warning('Convergence: %s%s: %s', step.action,
-                ' %s ms' % step.value if step.value else '', step.reason,
-                instance=instance)
-    if step.action == ladder.SET_DOWNTIME:
-        guest.migrate_configure_max_downtime(step.value)
-    elif step.action == ladder.POST_COPY:
-        guest.migrate_start_postcopy()
-    elif step.action == ladder.PAUSE:
-        guest.pause()
-    elif step.action == ladder.ABORT:
-        guest.abort_job()

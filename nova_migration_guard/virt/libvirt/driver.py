@@ -23,6 +23,13 @@ on:
 * an aborted migration is recorded cancelled from the migrate call's
   error (``reconcile.rollback_status``), also under the convergence guard.
 
+With ``convergence`` on, a live migration follows its policy
+(``virt/libvirt/convergence``): the policy's flags are added to its
+migrate call, Nova's own monitor loop asks the policy at each sample
+(patch 0011's ``live_migration_next_action``), and that loop (its
+force-complete too) knows when the policy started the migration with
+post-copy.
+
 The decisions are pure functions; this module only gathers what libvirt
 reports and acts.
 """
@@ -31,6 +38,7 @@ import functools
 import threading
 import time
 
+from nova.compute import vm_states
 from nova import exception
 from nova.virt.libvirt import driver as libvirt_driver
 from oslo_log import log as logging
@@ -66,15 +74,16 @@ class GuardedLibvirtDriver(libvirt_driver.LibvirtDriver):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # {instance uuid: convergence Policy} of the live migrations this
-        # driver runs: chosen once, read by their operation and monitor.
-        self._convergence_policies = {}
         # Instances with a live migration coming in to this host, as far as
         # Nova (pre_live_migration, the restart recovery) and libvirt's
         # events (events.still_incoming) have told: a STOPPED/FAILED of
         # one of them is its failed incoming copy, of any other a crash.
         self._incoming = set()
         self._incoming_lock = threading.Lock()
+        # Per monitoring thread: whether the convergence policy started
+        # the migration it monitors with post-copy (read by
+        # _is_post_copy_enabled).
+        self._monitoring = threading.local()
 
     def emit_event(self, event):
         if _guard_enabled():
@@ -127,14 +136,14 @@ class GuardedLibvirtDriver(libvirt_driver.LibvirtDriver):
     def _live_migration(self, context, instance, dest, post_method,
                         recover_method, block_migration, migrate_data):
         if convergence.enabled():
-            self._convergence_policies[instance.uuid] = (
-                convergence.policy_for(instance))
+            convergence.begin(instance, dest,
+                              self._post_copy_possible(instance))
         try:
             self._live_migration_ending(
                 context, instance, dest, post_method, recover_method,
                 block_migration, migrate_data)
         finally:
-            self._convergence_policies.pop(instance.uuid, None)
+            convergence.end(instance)
 
     def _live_migration_ending(self, context, instance, dest, post_method,
                                recover_method, block_migration,
@@ -202,12 +211,12 @@ class GuardedLibvirtDriver(libvirt_driver.LibvirtDriver):
     def _live_migration_operation(self, context, instance, dest,
                                   block_migration, migrate_data, guest,
                                   device_names):
-        if convergence.enabled():
-            policy, _ = self._convergence_policy(instance)
+        run = convergence.run_of(instance)
+        if run is not None:
             guest = convergence.GuestForPolicy(
                 guest, convergence.start_flags(
-                    _libvirt(), policy, self._post_copy_possible(instance)),
-                convergence.start_params(_libvirt(), policy))
+                    _libvirt(), run.policy, run.post_copy_possible),
+                convergence.start_params(_libvirt(), run.policy))
         return super()._live_migration_operation(
             context, instance, dest, block_migration, migrate_data, guest,
             device_names)
@@ -216,30 +225,34 @@ class GuardedLibvirtDriver(libvirt_driver.LibvirtDriver):
                                 post_method, recover_method,
                                 block_migration, migrate_data, future,
                                 disk_paths):
-        if _guard_enabled() or convergence.enabled():
+        run = convergence.run_of(instance)
+        if _guard_enabled() or run is not None:
             # An aborted job is recorded cancelled even when the monitor
-            # (Nova's, or the convergence one) polls too late to see it.
+            # polls too late to see it.
             recover_method = _knowing_aborts(recover_method, future)
-        if not convergence.enabled():
+        # Nova's monitor (the policy decides through its
+        # live_migration_next_action hook point, convergence.next_action)
+        # switches to post-copy, for its force-complete too, only where it
+        # knows the migration started with post-copy.
+        self._monitoring.post_copy = (run is not None and
+                                      run.post_copy_possible)
+        try:
             return super()._live_migration_monitor(
                 context, instance, guest, dest, post_method,
                 recover_method, block_migration, migrate_data, future,
                 disk_paths)
-        policy, source = self._convergence_policy(instance)
-        return convergence.monitor(
-            self, _libvirt(), context, instance, guest, dest, post_method,
-            recover_method, block_migration, migrate_data, future,
-            policy, source,
-            policy.post_copy and self._post_copy_possible(instance))
+        finally:
+            self._monitoring.post_copy = False
 
-    def _convergence_policy(self, instance):
-        # (policy, where its name came from)
-        return (self._convergence_policies.get(instance.uuid) or
-                convergence.policy_for(instance))
+    def _is_post_copy_enabled(self, migration_flags):
+        return (super()._is_post_copy_enabled(migration_flags) or
+                getattr(self._monitoring, 'post_copy', False))
 
     def _post_copy_possible(self, instance):
-        # As Nova decides for its own post-copy switch: not with vPMEM.
-        return not self._get_vpmems(instance)
+        # As Nova decides for its own post-copy flag: not with vPMEM, not
+        # for a paused guest (libvirt refuses to migrate it with the flag).
+        return (not self._get_vpmems(instance) and
+                instance.vm_state != vm_states.PAUSED)
 
     # -- observations ------------------------------------------------
 

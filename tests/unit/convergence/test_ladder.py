@@ -117,6 +117,49 @@ class SyntheticTest(testtools.TestCase):
                                 samples, 10 ** 6, 256 * MIB)
         self.assertEqual(ladder.WAIT, step.action)
 
+    def test_paused_waits_then_aborts_one_deadline_after_the_pause(self):
+        # suspend-workload: 300 s per GiB, 256 MiB counted as 1 GiB.
+        policy = policies.BUILTIN['suspend-workload']
+        samples = [self.sample(i, 100) for i in range(1, 6)]
+        # Paused at its deadline: the copy of what is left gets one more.
+        progress = ladder.start(0)._replace(paused=True, paused_at=301)
+        step, progress = ladder.decide(policy, progress, samples, 601,
+                                       256 * MIB)
+        self.assertEqual(ladder.WAIT, step.action)
+        self.assertIn('paused', step.reason)
+        step, progress = ladder.decide(policy, progress, samples, 602,
+                                       256 * MIB)
+        self.assertEqual(ladder.ABORT, step.action)
+        self.assertIn('paused 301 s ago and still not complete', step.reason)
+        # Asked once: libvirt ends the job.
+        step, _ = ladder.decide(policy, progress, samples, 603, 256 * MIB)
+        self.assertEqual(ladder.WAIT, step.action)
+
+    def test_pause_at_the_deadline_then_abort(self):
+        policy = policies.BUILTIN['suspend-workload']
+        samples = [self.sample(i, 100) for i in range(1, 6)]
+        step, progress = ladder.decide(policy, ladder.start(0), samples, 301,
+                                       256 * MIB)
+        self.assertEqual((ladder.PAUSE, 301), (step.action,
+                                               progress.paused_at))
+        self.assertEqual(ladder.ABORT, ladder.decide(
+            policy, progress, samples, 602, 256 * MIB)[0].action)
+
+    def test_abort_is_asked_once(self):
+        policy = policies.BUILTIN['pre-copy-only']
+        samples = [self.sample(i, 100) for i in range(1, 6)]
+        step, progress = ladder.decide(policy, ladder.start(0), samples, 301,
+                                       256 * MIB)
+        self.assertEqual(ladder.ABORT, step.action)
+        step, _ = ladder.decide(policy, progress, samples + [
+            self.sample(6, 100)], 302, 256 * MIB)
+        self.assertEqual(ladder.WAIT, step.action)
+
+    def test_deadline_counts_all_the_data(self):
+        policy = policies.BUILTIN['pre-copy-only']
+        self.assertEqual(300, ladder.deadline(policy, 256 * MIB))
+        self.assertEqual(3600, ladder.deadline(policy, 12 * 1024 * MIB))
+
 
 class AutoConvergeTest(testtools.TestCase):
     """After its last downtime step, a policy with auto-converge waits
