@@ -252,6 +252,17 @@ class EmbeddedCloudTestCase(test.TestCase,
             self.admin_api.api_put('/os-services/%s' % service['id'],
                                    {'forced_down': True})
 
+    def bring_back_compute(self, host):
+        """Restart nova-compute on ``host`` (a new manager, as a real
+        restart) and, as an operator would once it is back, unset forced
+        down."""
+        self.computes[host] = self.restart_compute_service(
+            self.computes[host])
+        service = self.admin_api.get_services(
+            host=host, binary='nova-compute')[0]
+        self.admin_api.api_put('/os-services/%s' % service['id'],
+                               {'forced_down': False})
+
     # ------------------------------------------------------------ servers
 
     def create_anti_affinity_group(self, name, policy='anti-affinity',

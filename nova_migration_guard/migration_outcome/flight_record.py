@@ -31,6 +31,7 @@ LOG = logging.getLogger(__name__)
 
 CONF = nova_conf.CONF
 
+
 class Record(object):
     """One live migration's ``dest``, ``block_migration``,
     ``migrate_data`` and ``source_bdms``, as Nova's flows take them."""

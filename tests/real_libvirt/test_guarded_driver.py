@@ -102,6 +102,22 @@ def wait_until(condition, timeout, what):
         time.sleep(0.2)
 
 
+def abort_and_assert_rolled_back_once(test, instance, migrating, result):
+    """Abort the live migration of ``instance`` on host A (running in the
+    thread ``migrating``) and assert that it ended without error, rolled
+    back once as cancelled, and not held."""
+    test.nova.drivers['A'].live_migration_abort(instance)
+    migrating.join(60)
+    test.assertFalse(migrating.is_alive())
+    test.addDetail('error', text_content(repr(result['error'])))
+    test.assertIsNone(result['error'])
+    test.assertEqual([], result['post'].calls)
+    test.assertEqual(1, len(result['recover'].calls))
+    test.assertEqual('cancelled',
+                     result['recover'].calls[0][1]['migration_status'])
+    test.assertNotIn('locked_reason', instance.system_metadata)
+
+
 class _OfferedEvents(fixtures.Fixture):
     """The lifecycle events each host's libvirt Host hands its driver's
     emit_event (after Nova's 15 s delay of a STOPPED event), whether or
@@ -158,15 +174,7 @@ class GuardedAbortedMigrationTest(test_nova_driver.NovaDriverTestCase):
         # Copying, past the first pass: the destination holds an incoming
         # (paused) copy.
         self.wait_for_passes('dirty', since, 2, migrating, 120)
-        self.nova.drivers['A'].live_migration_abort(instance)
-        migrating.join(60)
-        self.assertFalse(migrating.is_alive())
-        self.assertIsNone(result['error'])
-        self.assertEqual([], result['post'].calls)
-        self.assertEqual(1, len(result['recover'].calls))
-        self.assertEqual('cancelled',
-                         result['recover'].calls[0][1]['migration_status'])
-        self.assertNotIn('locked_reason', instance.system_metadata)
+        abort_and_assert_rolled_back_once(self, instance, migrating, result)
         self.assert_runs_only_on('dirty', self.hosts.a, self.hosts.b)
         self.wait_for_heartbeat_after(console, self.last_heartbeat(console))
         if self.CHECK_DESTINATION_EVENTS:
@@ -390,16 +398,7 @@ class GuardedPausedGuestAbortTest(test_nova_driver.NovaDriverTestCase):
                    libvirt.VIR_DOMAIN_JOB_UNBOUNDED or
                    not migrating.is_alive(), 60, 'the migration job runs')
         self.assertTrue(migrating.is_alive(), 'migration ended early')
-        self.nova.drivers['A'].live_migration_abort(instance)
-        migrating.join(60)
-        self.assertFalse(migrating.is_alive())
-        self.addDetail('error', text_content(repr(result['error'])))
-        self.assertIsNone(result['error'])
-        self.assertEqual([], result['post'].calls)
-        self.assertEqual(1, len(result['recover'].calls))
-        self.assertEqual('cancelled',
-                         result['recover'].calls[0][1]['migration_status'])
-        self.assertNotIn('locked_reason', instance.system_metadata)
+        abort_and_assert_rolled_back_once(self, instance, migrating, result)
         self.assertEqual('paused', instance.vm_state)
         # Paused, by the user, on its source; nothing on the destination.
         self.assertEqual([libvirt.VIR_DOMAIN_PAUSED,

@@ -72,14 +72,6 @@ class _EvacuateMixedRace(test_late_check._MoveRace):
             return record
         return self.settle_move(server)
 
-    def _bring_back(self, host):
-        self.computes[host] = self.restart_compute_service(
-            self.computes[host])
-        service = self.admin_api.get_services(
-            host=host, binary='nova-compute')[0]
-        self.admin_api.api_put('/os-services/%s' % service['id'],
-                               {'forced_down': False})
-
     def _spread(self, rng, moves):
         """Run ``moves`` in threads, a random one at once and the others
         after random delays; no hold at scheduling.  Returns their API
@@ -125,7 +117,7 @@ class _EvacuateMixedRace(test_late_check._MoveRace):
                 answers, start = self.start_race(*moves), 'together'
             records = [self._settle(s, k) for s, k in racers]
             for host in down:
-                self._bring_back(host)
+                self.bring_back_compute(host)
             fresh = [self.admin_api.get_server(s['id']) for s in servers]
             outcome = self._round_outcome(answers, records, fresh, tally)
             outcome['start'] = start

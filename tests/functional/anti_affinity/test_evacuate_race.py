@@ -30,12 +30,7 @@ class _EvacuateRace(test_late_check._MoveRace):
                 for s in servers]
             fresh = [self.wait_until_settled(s) for s in servers]
             for host in sources:
-                self.computes[host] = self.restart_compute_service(
-                    self.computes[host])
-                service = self.admin_api.get_services(
-                    host=host, binary='nova-compute')[0]
-                self.admin_api.api_put('/os-services/%s' % service['id'],
-                                       {'forced_down': False})
+                self.bring_back_compute(host)
             fresh = [self.admin_api.get_server(s['id']) for s in servers]
             outcome = self._round_outcome(answers, records, fresh, tally)
             yield round_no, before, records, fresh, outcome

@@ -22,7 +22,7 @@ class HeldReasonTest(testscenarios.WithScenarios, testtools.TestCase):
                           held=None)),
         # Nova's unlock pops locked_reason and keeps the marker.
         ('released, stale marker', dict(locked=False, by=None, reason=None,
-                                         marker=OURS, held=None)),
+                                        marker=OURS, held=None)),
         ('the guard holds', dict(locked=True, by='admin', reason=OURS,
                                  marker=OURS, held=OURS)),
         # An owner's lock (microversion 2.73) that reads like ours.
