@@ -41,6 +41,7 @@ crashed guests.
 
 from nova.compute import task_states
 from nova.compute import vm_states
+from nova.network import model as network_model
 from nova import objects
 from nova import servicegroup
 from nova import thread_pool_factory
@@ -71,6 +72,7 @@ def init_host(manager, context):
     migrations = objects.MigrationList.get_by_filters(context, {
         'host': manager.host, 'migration_type': 'live-migration',
         'status': _UNDER_WAY})
+    _source_half_of_moves_completed_elsewhere(manager, context)
     for migration in migrations:
         if manager.host == migration.source_compute:
             # Before Nova initialises the instance (init_host).
@@ -161,6 +163,71 @@ def _recover(manager, context, migration):
             _roll_back(manager, context, instance, migration)
     else:
         _hold(context, instance, migration, verdict)
+
+
+def _source_half_of_moves_completed_elsewhere(manager, context):
+    """The source's part of Nova's post-migration step, for the live
+    migrations of this host that its destination completed while this
+    compute was down (their record is still here): the source's volume
+    connections and attachments, its VIFs and, where Nova would, its
+    instance directory.  The records of migrations that ended otherwise
+    are removed."""
+    for uuid in flight_record.recorded():
+        try:
+            migration = objects.Migration.get_by_uuid(context, uuid)
+        except Exception:
+            flight_record.remove(uuid)
+            continue
+        if (migration.source_compute != manager.host or
+                migration.status in _UNDER_WAY):
+            # Another compute's (hosts sharing a state_path), or one the
+            # recovery below ends.
+            continue
+        try:
+            if migration.status == 'completed':
+                _source_half(manager, context, migration)
+        except Exception:
+            LOG.exception('Could not clean up the source of live migration '
+                          '%s completed by its destination', uuid)
+        flight_record.remove(uuid)
+
+
+def _source_half(manager, context, migration):
+    instance = objects.Instance.get_by_uuid(
+        context, migration.instance_uuid,
+        expected_attrs=['system_metadata', 'info_cache', 'flavor'])
+    record = flight_record.read(context, migration.uuid)
+    if record is None or instance.host != migration.dest_compute:
+        return
+    verdict = manager.driver.migration_verdict(
+        instance, dest=migration.dest_compute)
+    if verdict.outcome != reconcile.COMPLETED:
+        LOG.error('Not cleaning up the source of live migration %s, '
+                  'completed by its destination: libvirt says: %s',
+                  migration.uuid, verdict.reason, instance=instance)
+        return
+    # Nova's _post_live_migration, its steps on the source, in its order.
+    migrate_data, source_bdms = record.migrate_data, record.source_bdms
+    manager.driver.post_live_migration(
+        context, instance, manager._get_instance_block_device_info(
+            context, instance, bdms=source_bdms), migrate_data)
+    manager._post_live_migration_remove_source_vol_connections(
+        context, instance, source_bdms)
+    network_info = instance.get_network_info()
+    if 'vifs' in migrate_data:
+        network_info = network_model.NetworkInfo.hydrate(
+            [vif.source_vif for vif in migrate_data.vifs])
+    manager.driver.post_live_migration_at_source(context, instance,
+                                                 network_info)
+    do_cleanup, destroy_disks = manager._live_migration_cleanup_flags(
+        migrate_data, migr_ctxt=instance.migration_context)
+    if do_cleanup:
+        manager.driver.cleanup(context, instance, network_info,
+                               destroy_disks=destroy_disks,
+                               migrate_data=migrate_data)
+    LOG.warning('Cleaned up the source of live migration %s, completed by '
+                'its destination %s while this compute was down',
+                migration.uuid, migration.dest_compute, instance=instance)
 
 
 def _source_compute_up(manager, context, migration):

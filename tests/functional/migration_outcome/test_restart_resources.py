@@ -51,10 +51,13 @@ class RestartRecoveryResourcesTest(base.LateFailureTestCase):
 
     # ------------------------------------------------------------ helpers
 
-    def migrate(self, dies=False, switch_over=True, step='hang'):
+    def migrate(self, dies=False, switch_over=True, step='hang',
+                recovered_by='source'):
         """One live migration of the server from self.src to self.dest:
         ended by Nova's monitor, or (``dies``) by the source compute's
-        death after the switch-over (or before it) and its restart."""
+        death after the switch-over (or before it) and the restart of the
+        end ``recovered_by``: the source, or the destination while the
+        source is down, the source coming back afterwards."""
         libvirt = self.fail_at(step)
         died = threading.Event()
         self.addCleanup(died.set)
@@ -77,6 +80,12 @@ class RestartRecoveryResourcesTest(base.LateFailureTestCase):
                 died.set()
                 if switch_over:
                     libvirt.release.set()
+                if recovered_by == 'destination':
+                    self.stop_compute(self.src)
+                    self.restart_compute_service(self.dest)
+                    self._wait_for_migration_status(self.server,
+                                                    ['completed'])
+                    self.set_forced_down(self.src, False)
                 self.restart_compute_service(self.src)
             else:
                 libvirt.release.set()
@@ -128,4 +137,11 @@ class RestartRecoveryResourcesTest(base.LateFailureTestCase):
         normal = self.left(*self.migrate(step='job-failed'))
         self.assertEqual('source', normal['host'])
         recovered = self.left(*self.migrate(dies=True, switch_over=False))
+        self.assertEqual(normal, recovered)
+
+    def test_completion_by_the_destination_then_the_source_restart(self):
+        normal = self.left(*self.migrate())
+        self.use_a_second_server()
+        recovered = self.left(*self.migrate(dies=True,
+                                            recovered_by='destination'))
         self.assertEqual(normal, recovered)
