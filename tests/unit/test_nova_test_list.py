@@ -35,6 +35,12 @@ TESTS_OF_PATCHED_FILE = {
                                   'nova.tests.unit.virt.libvirt.test_driver'),
     'nova/virt/driver.py': (
         'nova.tests.unit.virt.test_virt_drivers.VirtDriverLoaderTestCase',),
+    # The live migration monitor and its hook point (0011).
+    'nova/virt/libvirt/driver.py': (
+        'nova.tests.unit.virt.libvirt.test_driver',
+        'nova.tests.unit.virt.libvirt.test_migration_monitor_hook'),
+    'nova/virt/libvirt/migration.py': (
+        'nova.tests.unit.virt.libvirt.test_migration',),
 }
 
 # Nova entry point namespace the plugin registers in (setup.cfg) -> Nova's
