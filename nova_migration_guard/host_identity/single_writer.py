@@ -38,7 +38,12 @@ LOG = logging.getLogger(__name__)
 
 class IdentityInUse(SystemExit):
     """Another process holds this compute's identity, or that cannot be
-    checked: do not start."""
+    checked: do not start (exit status 1; the one-line message is logged
+    as CRITICAL, the interpreter prints nothing more)."""
+
+    def __init__(self, message):
+        super().__init__(message)
+        self.code = 1
 
 
 def lease_name(host):
@@ -63,6 +68,7 @@ def take(service):
             LOG.warning('%s', message)
             raise IdentityInUse(message)
     else:
+        refusal = None
         try:
             lease.acquire(wait=False)
         except coordination.CoordinationUnavailable as exc:
@@ -72,25 +78,27 @@ def take(service):
                             'on_backend_failure = proceed_unlocked',
                             service.host, exc)
                 return None
-            message = (
+            refusal = exc, (
                 'nova-compute with [DEFAULT] host = %s refuses to start: it '
                 'cannot make sure that no other process runs with this '
                 'identity: %s. Start it once the backend is back, or set '
                 '[migration_guard_coordination] on_backend_failure = '
                 'proceed_unlocked to start without that check.'
                 % (service.host, exc))
-            LOG.critical('%s', message)
-            raise IdentityInUse(message) from exc
         except coordination.LeaseHeld as exc:
-            message = (
+            refusal = exc, (
                 'nova-compute with [DEFAULT] host = %s refuses to start: '
                 'another nova-compute process runs with this identity (%s). '
                 'Two processes managing one compute corrupt its state. Stop '
                 'the other one, or, for active/passive HA, set '
                 '[migration_guard_host_identity] on_duplicate = standby on '
                 'both.' % (service.host, exc))
+        if refusal is not None:
+            # Logged outside the except block, where oslo.log's formatter
+            # would append the exception being handled: the message once.
+            cause, message = refusal
             LOG.critical('%s', message)
-            raise IdentityInUse(message) from exc
+            raise IdentityInUse(message) from cause
     if lease.ttl:
         LOG.info('nova-compute %s holds its identity lease %s on %s and '
                  'waits one lock TTL (%d s) before it starts: a previous '

@@ -79,6 +79,10 @@ class GuardedSameIdentityTest(_SameIdentity):
                                   self.start_host1)
         self.assertIn('[DEFAULT] host = host1 refuses to start', str(error))
         self.assertIn('compute.host1', str(error))
+        # Exit status 1, and the refusal logged once (not again with the
+        # exception being handled).
+        self.assertEqual(1, error.code)
+        self.assertEqual(1, self.stdlog.logger.output.count(str(error)))
         self.wait_for_runs(first, 2)
 
     def test_standby_runs_only_after_the_holder_stops(self):
