@@ -94,3 +94,17 @@ class RealLibvirtTestCase(base.BaseTestCase):
         remaining = iter(observed)
         if not all(item in remaining for item in expected):
             self.fail('%s not in this order in %s' % (expected, observed))
+
+    def assert_live_migration_events(self, source, dest, observed):
+        """``observed`` (EventRecorder.lifecycle) holds a live migration's
+        events in each host's order: the destination's incoming guest
+        started, then resumed; the source's suspended for the switch-over,
+        then stopped.  Each daemon delivers its own events in order, but
+        the two daemons' events reach the recorder on two connections, so
+        how they interleave (the destination's RESUMED before or after the
+        source's STOPPED) is not asserted."""
+        for host, expected in (
+                (dest, ['STARTED/MIGRATED', 'RESUMED/MIGRATED']),
+                (source, ['SUSPENDED/MIGRATED', 'STOPPED/MIGRATED'])):
+            self.assertInOrder(['%s:%s' % (host.name, event)
+                                for event in expected], observed)

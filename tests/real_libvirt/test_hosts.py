@@ -23,12 +23,8 @@ class LiveMigrationTest(base.RealLibvirtTestCase):
             self.events.wait_for(source.name, name, 'STOPPED', 'MIGRATED',
                                  since=since)
             self.assert_runs_only_on(name, dest, source)
-            self.assertInOrder(
-                ['%s:STARTED/MIGRATED' % dest.name,
-                 '%s:SUSPENDED/MIGRATED' % source.name,
-                 '%s:RESUMED/MIGRATED' % dest.name,
-                 '%s:STOPPED/MIGRATED' % source.name],
-                self.events.lifecycle(name, since=since))
+            self.assert_live_migration_events(
+                source, dest, self.events.lifecycle(name, since=since))
             # The source QEMU has stopped: heartbeats from now on come
             # from the guest running on the destination.
             self.wait_for_heartbeat_after(console,

@@ -109,12 +109,8 @@ class IdleGuestTest(NovaDriverTestCase):
             self.events.wait_for(source.name, 'idle', 'STOPPED', 'MIGRATED',
                                  since=since)
             self.assert_runs_only_on('idle', dest, source)
-            self.assertInOrder(
-                ['%s:STARTED/MIGRATED' % dest.name,
-                 '%s:SUSPENDED/MIGRATED' % source.name,
-                 '%s:RESUMED/MIGRATED' % dest.name,
-                 '%s:STOPPED/MIGRATED' % source.name],
-                self.events.lifecycle('idle', since=since))
+            self.assert_live_migration_events(
+                source, dest, self.events.lifecycle('idle', since=since))
             # What the drivers told nova-compute: the destination's guest
             # resumed (detail: migrated); the source's was suspended for
             # the switch-over (Nova reports PAUSED while the job still
