@@ -58,8 +58,15 @@ class _EvacuateMixedRace(test_late_check._MoveRace):
     COMPUTE_DRIVER = GuestLeavesSourceDriver
     EXTRA_FILTERS = (FILTER,)
 
+    def setUp(self):
+        super().setUp()
+        # {server id: faults naming the group before its evacuation}
+        self._group_faults_before = {}
+
     def _start_move(self, server, kind):
         if kind == 'evacuate':
+            self._group_faults_before[server['id']] = self.group_faults(
+                server)
             return self.evacuate(server, expected=None)
         return super()._start_move(server, kind)
 
@@ -68,6 +75,10 @@ class _EvacuateMixedRace(test_late_check._MoveRace):
             record = self.wait_for_migration(
                 server, statuses=cloud_mod.FINAL_MIGRATION_STATUSES,
                 timeout=60)
+            if record['status'] == 'error' and self.GUARDS:
+                # Found no host: the guard's hook runs after Nova's ERROR.
+                self.wait_for_group_fault(
+                    server, self._group_faults_before[server['id']])
             self.wait_until_settled(server)
             return record
         return self.settle_move(server)

@@ -69,9 +69,11 @@ class EvacuationFindsNoHostTestCase(test_late_check._MoveRace,
         self.assertEqual(200, answer.status, answer.body)
 
     def _evacuate_a(self):
+        faults = self.group_faults(self.a)
         self.stop_compute('host1')
         self.evacuate(self.a)
         record = self.wait_for_migration(self.a, statuses=('error',))
+        self.wait_for_group_fault(self.a, faults)
         return record, self.wait_until_settled(self.a)
 
     def test_refused_by_the_group_keeps_state(self):

@@ -5,6 +5,7 @@ between them and a violated policy)."""
 
 import collections
 import threading
+import time
 
 import fixtures
 from nova.conductor import manager as conductor_manager
@@ -97,6 +98,25 @@ class _MoveRace(base.EmbeddedCloudTestCase):
         faults = objects.InstanceFaultList.get_by_instance_uuids(
             nova_context.get_admin_context(), [server['id']])
         return faults[0].message if faults else ''
+
+    def group_faults(self, server):
+        """How many faults of ``server`` name the group (the guard's)."""
+        faults = objects.InstanceFaultList.get_by_instance_uuids(
+            nova_context.get_admin_context(), [server['id']])
+        return sum(self.group['id'] in fault.message for fault in faults)
+
+    def wait_for_group_fault(self, server, more_than, timeout=60):
+        """Until the guard's move_failed hook has run for a move of
+        ``server`` that found no host: its fault, naming the group, is the
+        last thing it writes, after it may have given the instance its
+        states back (Nova sets ERROR first, so a server read before then
+        can still show Nova's ERROR)."""
+        deadline = time.monotonic() + timeout
+        while self.group_faults(server) <= more_than:
+            if time.monotonic() > deadline:
+                self.fail('no fault naming group %s on %s after %d s'
+                          % (self.group['id'], server['id'], timeout))
+            time.sleep(0.2)
 
     def _settle(self, server, kind):
         """Wait for the move of ``kind`` to end (subclasses add kinds)."""
