@@ -84,16 +84,8 @@ class Coordinator:
             session = tooz_lock = None
             failure = exc.cause
         if failure is not None:
-            if (self._conf[backend.GROUP].on_backend_failure
-                    != coordination_conf.PROCEED_UNLOCKED):
-                raise CoordinationUnavailable(
-                    self.backend_url, full_name, backend.describe(failure)
-                ) from failure
-            LOG.warning(
-                'Running without lock %r: the coordination backend %s is '
-                'unavailable (%s) and [%s] on_backend_failure is %s',
-                full_name, self.backend_url, backend.describe(failure),
-                backend.GROUP, coordination_conf.PROCEED_UNLOCKED)
+            self._unless_proceeding_unlocked(
+                full_name, failure, 'Running without lock %r' % full_name)
             yield _NotHeld()
             return
         try:
@@ -124,6 +116,22 @@ class Coordinator:
             self.member_id, next(_LEASE_IDS)), fence=fence)
         self._leases.add(lease)
         return lease
+
+    def _unless_proceeding_unlocked(self, full_name, failure, going_on):
+        """The backend failed (``failure``) on lock ``full_name``: under
+        ``on_backend_failure = fail_closed`` raise CoordinationUnavailable;
+        under ``proceed_unlocked`` log that the caller goes on
+        (``going_on``, what it does) and return."""
+        if (self._conf[backend.GROUP].on_backend_failure
+                != coordination_conf.PROCEED_UNLOCKED):
+            raise CoordinationUnavailable(
+                self.backend_url, full_name, backend.describe(failure)
+            ) from failure
+        LOG.warning(
+            '%s: the coordination backend %s is unavailable (%s) and [%s] '
+            'on_backend_failure is %s', going_on, self.backend_url,
+            backend.describe(failure), backend.GROUP,
+            coordination_conf.PROCEED_UNLOCKED)
 
     # The steps of lock().
 
@@ -243,7 +251,6 @@ class HeldLock:
         :class:`CoordinationUnavailable`, ``proceed_unlocked`` logs and goes
         on.  A driver that cannot tell (none of tooz's current ones) counts
         as still held."""
-        conf = self._coordinator._conf[backend.GROUP]
         url = self._coordinator.backend_url
         try:
             owner = backend.run_bounded(
@@ -255,15 +262,9 @@ class HeldLock:
                       url)
             return
         except (backend.Overran,) + backend.backend_errors() as exc:
-            if conf.on_backend_failure != coordination_conf.PROCEED_UNLOCKED:
-                raise CoordinationUnavailable(
-                    url, self.name, backend.describe(exc)) from exc
-            LOG.warning(
-                'Going on without knowing whether lock %r is still held: '
-                'the coordination backend %s is unavailable (%s) and [%s] '
-                'on_backend_failure is %s', self.name, url,
-                backend.describe(exc), backend.GROUP,
-                coordination_conf.PROCEED_UNLOCKED)
+            self._coordinator._unless_proceeding_unlocked(
+                self.name, exc, 'Going on without knowing whether lock %r '
+                'is still held' % self.name)
             return
         if not owner:
             raise LockLost(self.name, url)
