@@ -68,12 +68,16 @@ def init_host(manager, context):
                     'GuardedLibvirtDriver: live migrations interrupted by a '
                     'restart are left to Nova', type(driver).__name__)
         return
-    _expect_incoming(manager, context)
+    # One query: the live migrations of this host in any status in which
+    # the migration may still be coming in or under way.
     migrations = objects.MigrationList.get_by_filters(context, {
         'host': manager.host, 'migration_type': 'live-migration',
-        'status': _UNDER_WAY})
+        'status': _COMING_IN})
+    _expect_incoming(manager, migrations)
     _source_half_of_moves_completed_elsewhere(manager, context)
     for migration in migrations:
+        if migration.status not in _UNDER_WAY:
+            continue
         if manager.host == migration.source_compute:
             # Before Nova initialises the instance (init_host).
             _recover_locked(manager, context, migration)
@@ -108,13 +112,11 @@ def _recover_locked(manager, context, migration):
                       migration.uuid, migration.instance_uuid)
 
 
-def _expect_incoming(manager, context):
+def _expect_incoming(manager, migrations):
     # What the driver knew before the restart of the live migrations
     # coming in here: their failed incoming copy's STOPPED/FAILED event is
     # no crash (migration_outcome.events).
-    for migration in objects.MigrationList.get_by_filters(context, {
-            'host': manager.host, 'migration_type': 'live-migration',
-            'status': _COMING_IN}):
+    for migration in migrations:
         if migration.dest_compute == manager.host:
             manager.driver.expect_incoming_migration(
                 migration.instance_uuid)
