@@ -41,6 +41,7 @@ crashed guests.
 
 from nova.compute import task_states
 from nova.compute import vm_states
+from nova import exception
 from nova.network import model as network_model
 from nova import objects
 from nova import servicegroup
@@ -177,8 +178,13 @@ def _source_half_of_moves_completed_elsewhere(manager, context):
     for uuid in flight_record.recorded():
         try:
             migration = objects.Migration.get_by_uuid(context, uuid)
-        except Exception:
+        except exception.MigrationNotFound:
             flight_record.remove(uuid)
+            continue
+        except Exception:
+            # Kept for the next start: the database could not be asked.
+            LOG.exception('Could not read live migration %s recorded on '
+                          'this host', uuid)
             continue
         if (migration.source_compute != manager.host or
                 migration.status in _UNDER_WAY):
