@@ -118,9 +118,8 @@ class Run(object):
     """One live migration under a policy, between the guarded driver's
     start of it and its end: the samples and where it is on the ladder."""
 
-    def __init__(self, policy, source, post_copy_possible):
+    def __init__(self, policy, post_copy_possible):
         self.policy = policy
-        self.source = source
         self.post_copy_possible = post_copy_possible
         self.samples = []
         # Nova's monitor counts elapsed seconds from its own start.
@@ -160,7 +159,7 @@ def begin(instance, dest, post_copy_possible):
     LOG.info('Live migration to %s follows convergence policy %s (from %s)',
              dest, policy.describe(), source, instance=instance)
     run = _runs[instance.uuid] = Run(
-        policy, source, policy.post_copy and post_copy_possible)
+        policy, policy.post_copy and post_copy_possible)
     return run
 
 

@@ -10,3 +10,8 @@ from nova_migration_guard.migration_outcome import reconcile  # noqa: F401
 
 LateFailureTestCase = libvirt_migration.MigrationCloud
 set_state = libvirt_migration.set_state
+
+
+class ComputeDied(BaseException):
+    """Ends a "dead" compute's migration thread without running any of
+    Nova's handlers (nothing runs in a dead process)."""

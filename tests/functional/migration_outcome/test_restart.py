@@ -32,11 +32,6 @@ RUNNING = base.fakelibvirt.VIR_DOMAIN_RUNNING
 PAUSED = base.fakelibvirt.VIR_DOMAIN_PAUSED
 
 
-class _ComputeDied(BaseException):
-    """Ends the dead compute's migration thread without running any of
-    Nova's handlers (nothing runs in a dead process)."""
-
-
 class _RestartScenarios(object):
 
     def setUp(self):
@@ -49,7 +44,7 @@ class _RestartScenarios(object):
 
         def dead_monitor(*args, **kwargs):
             died.wait(120)
-            raise _ComputeDied()
+            raise base.ComputeDied()
         driver._live_migration_monitor = dead_monitor
         self.start_live_migration()
         self.assertTrue(self.libvirt.entered.wait(30))

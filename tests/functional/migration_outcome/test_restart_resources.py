@@ -24,11 +24,6 @@ from testtools.content import text_content
 from tests.functional.migration_outcome import base
 
 
-class _ComputeDied(BaseException):
-    """Ends the dead compute's migration thread without running any of
-    Nova's handlers (nothing runs in a dead process)."""
-
-
 class RestartRecoveryResourcesTest(base.LateFailureTestCase):
 
     SERVER_NETWORKS = 'port'
@@ -66,7 +61,7 @@ class RestartRecoveryResourcesTest(base.LateFailureTestCase):
         if dies:
             def dead_monitor(*args, **kwargs):
                 died.wait(120)
-                raise _ComputeDied()
+                raise base.ComputeDied()
             driver._live_migration_monitor = dead_monitor
         try:
             self.start_live_migration()
