@@ -209,6 +209,23 @@ class FencingTest(testscenarios.WithScenarios, base.BaseTestCase):
         self.assert_one_writer_at_a_time()
         self.assertFalse(writer.running, self.describe())
 
+    def fenced_holder_rounds(self, rounds, disturb):
+        """``rounds`` times: a standby waits, ``disturb()`` strikes at a
+        random point of the holder's renewal cycle, the standby takes over
+        and writes, and the holder has fenced itself (its CRITICAL line),
+        never writing after the standby began."""
+        holder = self.start_holder()
+        for _ in range(rounds):
+            standby = self.start_standby()
+            time.sleep(self.random.uniform(0, LOCK_TTL / 3.0))
+            disturb()
+            self.wait_for(lambda: self.writing(standby),
+                          'the standby %s writes' % standby.name)
+            self.assert_fenced(holder)
+            self.assertIn(FENCED, holder.log())
+            holder = standby
+        self.assert_one_writer_at_a_time()
+
     # Tests.
 
     def test_frozen_holder_never_writes_after_a_standby_took_over(self):
@@ -236,34 +253,16 @@ class FencingTest(testscenarios.WithScenarios, base.BaseTestCase):
         """The backend server is killed for longer than the TTL, then
         restarted: under fail_closed the holder fences itself (it cannot
         prove it holds its lease), and the standby writes only after it."""
-        holder = self.start_holder()
-        for _ in range(OUTAGE_ROUNDS):
-            standby = self.start_standby()
-            time.sleep(self.random.uniform(0, LOCK_TTL / 3.0))
+        def outage():
             self.server.stop()
             # Longer than the TTL.
             time.sleep(LOCK_TTL + 2)
             self.server.start()
-            self.wait_for(lambda: self.writing(standby),
-                          'the standby %s writes' % standby.name)
-            self.assert_fenced(holder)
-            self.assertIn(FENCED, holder.log())
-            holder = standby
-        self.assert_one_writer_at_a_time()
+        self.fenced_holder_rounds(OUTAGE_ROUNDS, outage)
 
     def test_backend_forgets_the_lease_early(self):
         """The backend loses the holder's key before its TTL: the standby
         takes the lease at once, while the holder still believes it holds
         it.  The holder learns it at its next renewal and ends; the new
         holder waits one TTL after taking the lease before it writes."""
-        holder = self.start_holder()
-        for _ in range(FORGET_ROUNDS):
-            standby = self.start_standby()
-            time.sleep(self.random.uniform(0, LOCK_TTL / 3.0))
-            self.forget_lease()
-            self.wait_for(lambda: self.writing(standby),
-                          'the standby %s writes' % standby.name)
-            self.assert_fenced(holder)
-            self.assertIn(FENCED, holder.log())
-            holder = standby
-        self.assert_one_writer_at_a_time()
+        self.fenced_holder_rounds(FORGET_ROUNDS, self.forget_lease)
