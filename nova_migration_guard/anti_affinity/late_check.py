@@ -6,8 +6,23 @@ a move visible to the next check happens after it.  This check runs inside
 the patch set's ``move_claim`` hook: under a distributed lock per server
 group it counts the members on this host, including both ends of their
 in-flight moves, refuses the host with MoveDestinationRefused when the
-policy would break, and keeps the lock until the body (Nova's check and
-claim) has made this move visible to the next check.
+policy would break, and keeps the lock only until this move is visible to
+the next check (published):
+
+* a live migration's destination check: the guard writes the destination
+  into the migration record itself (the conductor would write it only after
+  every check passed), then releases the lock.  The rest of the check, the
+  RPC to the source and the NUMA/PCI claims, runs unlocked; if it fails the
+  record gets its old destination back.  Between the two a concurrent check
+  of this host counts the move and refuses: conservative, never a violation;
+* pre_live_migration: the conductor has written the destination: only the
+  check runs under the lock;
+* resize/cold migration, evacuation, unshelve: the move becomes visible
+  through Nova's claim on this compute (the resize and rebuild claims write
+  the migration's destination, the unshelve claim the instance's host), so
+  the lock covers that local claim (no RPC).  Writing those records before
+  the claim would show Nova's resource tracker an incoming move that has no
+  flavor or migration context yet.
 """
 
 import contextlib
@@ -132,6 +147,8 @@ def move_claim(manager, context, instance, operation, migration, nodename):
                         instance.uuid, host, exc, instance=instance)
             raise exception.MoveDestinationRefused(host=host, reason=str(exc))
         undo = _publish_destination(migration, operation, host, nodename)
+        if _visible(migration, host, nodename):
+            held.close()  # releases the group lock
         try:
             yield
         except BaseException:
@@ -139,15 +156,31 @@ def move_claim(manager, context, instance, operation, migration, nodename):
             raise
 
 
+def _destination(migration):
+    return tuple(getattr(migration, field)
+                 if migration.obj_attr_is_set(field) else None
+                 for field in ('dest_compute', 'dest_node'))
+
+
+def _visible(migration, host, nodename):
+    """Whether the next check of ``host`` already counts this move: its
+    migration record names this host and node as destination
+    (host_snapshot reads Nova's in-progress migrations by host and node)."""
+    return migration is not None and _destination(migration) == (
+        host, nodename)
+
+
 def _publish_destination(migration, operation, host, nodename):
-    """Make a live migration's destination visible to the next check before
-    the lock is released.  The conductor writes it only after every check
-    has passed; until then a second live migration of another member would
-    not count this one.  Returns an undo for when the check fails."""
+    """Make a live migration's destination visible to the next check, so
+    that the lock can be released before the rest of the check.  The
+    conductor writes it only after every check has passed (a requested
+    host without its node); until then a second live migration of another
+    member would not count this one.  Returns an undo for when the check
+    fails."""
     if (operation != plugin_hooks.MOVE_LIVE_MIGRATION_CHECK or
-            migration is None or migration.dest_compute == host):
+            migration is None or _visible(migration, host, nodename)):
         return lambda: None
-    previous = (migration.dest_compute, migration.dest_node)
+    previous = _destination(migration)
     migration.dest_compute, migration.dest_node = host, nodename
     migration.save()
 
