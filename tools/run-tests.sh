@@ -12,9 +12,10 @@ rm -f "$OUT"/*.subunit "$OUT"/*.log "$OUT"/*.rc
 step() { printf '\n=== %s (%s)\n' "$*" "$(date -u +%H:%M:%S)"; }
 
 # --- system packages: etcd and redis servers for the coordination tests,
-# GNU patch for the patch command. policy-rc.d keeps apt from starting the
-# packaged services: the tests start their own on loopback.
-APT_PKGS="etcd-server redis-server patch"
+# GNU patch for the patch command, MariaDB and RabbitMQ for the real-services
+# cloud (tox -e realcloud). policy-rc.d keeps apt from starting the packaged
+# services: the tests start their own on loopback.
+APT_PKGS="etcd-server redis-server patch mariadb-server rabbitmq-server"
 missing=$(for p in $APT_PKGS; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
 if [ -n "$missing" ]; then
     step "apt-get install $missing"
@@ -46,7 +47,7 @@ TOX=$TOP/.venv-tox/bin/tox
 # Installing the envs is separate from running them so that each test run
 # gets its own time limit.
 step "tox environments (nova 34.0.0, placement 16.0.0, test deps)"
-timeout 1500 $TOX -e unit,functional,nova-patched,real-libvirt,devstack --notest || exit 1
+timeout 1500 $TOX -e unit,functional,nova-patched,real-libvirt,devstack,realcloud --notest || exit 1
 
 # The nova 21.x series (XenAPI) must apply to the nova 21.2.4 sdist through
 # the package's patch command; the unit tests run the patched Nova 21 code.
@@ -81,11 +82,13 @@ run_env functional 1500 || status=1
 run_env nova-patched 1800 || status=1
 run_env real-libvirt 1200 || status=1
 run_env devstack 600 || status=1
+run_env realcloud 1200 || status=1
 
 step "summary"
 .tox/unit/bin/python tools/subunit_summary.py \
     unit="$OUT/unit.subunit" functional="$OUT/functional.subunit" \
     nova-patched="$OUT/nova-patched.subunit" \
     real-libvirt="$OUT/real-libvirt.subunit" \
-    devstack="$OUT/devstack.subunit" || status=1
+    devstack="$OUT/devstack.subunit" \
+    realcloud="$OUT/realcloud.subunit" || status=1
 exit $status

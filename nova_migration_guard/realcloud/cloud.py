@@ -167,7 +167,13 @@ class Cloud(object):
         self.save()
 
     def _start(self, name, argv, env=None):
-        started = processes.start(name, argv, self.log(name), env=env)
+        # Services run the installed packages: neither a PYTHONPATH nor a
+        # source tree as cwd, whose egg-info could shadow the installed
+        # entry points.
+        env = dict(os.environ if env is None else env)
+        env.pop('PYTHONPATH', None)
+        started = processes.start(name, argv, self.log(name), env=env,
+                                  cwd=self.state_dir)
         self._record(started)
         return started
 
@@ -193,6 +199,10 @@ class Cloud(object):
     def up(self):
         """Start the whole cloud; CloudError (one line) when it cannot."""
         started_at = time.monotonic()
+        if os.path.exists(self.path('state.json')):
+            raise CloudError(
+                '%s already holds a cloud: stop it (down) and remove the '
+                'directory, or choose another --state-dir' % self.state_dir)
         for name in PORTS:
             if processes.port_taken(self.port(name)):
                 raise CloudError(

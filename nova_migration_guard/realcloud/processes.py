@@ -132,6 +132,8 @@ def wait_until(ready, started, what, timeout=120):
         try:
             if ready():
                 return
+        except CloudError:
+            raise
         except Exception:  # noqa: S110 - not ready yet, whatever it says
             pass
         if started is not None and not alive(started):
