@@ -232,6 +232,8 @@ class Cloud(object):
     def down(self):
         """Stop every process the cloud started, Nova first, MariaDB
         last; returns the names that were still running."""
+        # Another process (a test restarting Nova) may have started some.
+        self.state = self.load(self.state_dir).state
         order = ([n for n in self.state['processes'] if n.startswith('nova')]
                  + ['glance', 'placement', 'keystone', 'neutron-stub',
                     'etcd', 'rabbitmq', 'epmd', 'mariadb'])
