@@ -234,14 +234,12 @@ class Cloud(object):
         last; returns the names that were still running."""
         # Another process (a test restarting Nova) may have started some.
         self.state = self.load(self.state_dir).state
-        order = ([n for n in self.state['processes'] if n.startswith('nova')]
-                 + ['glance', 'placement', 'keystone', 'neutron-stub',
-                    'etcd', 'rabbitmq', 'epmd', 'mariadb'])
+        stages = ([n for n in self.state['processes'] if n.startswith('nova')],
+                  ['glance', 'placement', 'keystone', 'neutron-stub', 'etcd'],
+                  ['rabbitmq'], ['epmd'], ['mariadb'])
         stopped = []
-        for name in order:
-            started = self.process(name)
-            if started is not None and processes.stop(started):
-                stopped.append(name)
+        for names in stages:
+            stopped += processes.stop(*filter(None, map(self.process, names)))
         left = [name for name in PORTS
                 if processes.port_open(self.port(name))]
         if left:
@@ -665,10 +663,8 @@ class Cloud(object):
                 self.computes), None, 'every hypervisor listed')
 
     def stop_nova(self):
-        for name in reversed(self.nova_service_names()):
-            started = self.process(name)
-            if started is not None:
-                processes.stop(started)
+        names = self.nova_service_names()
+        processes.stop(*filter(None, map(self.process, names)))
 
     def restart_nova(self, guards):
         """Stop Nova's services and start them with ``guards``."""

@@ -81,25 +81,29 @@ def _reap(pid):
         del _children[pid]
 
 
-def stop(started, timeout=30):
-    """SIGTERM the process's group, SIGKILL what is left after
-    ``timeout`` s.  Returns False when it was already gone."""
-    if not alive(started):
-        _reap(started.pid)
-        return False
+def stop(*services, timeout=30):
+    """SIGTERM each service's process group, all at once, and SIGKILL what
+    is left after ``timeout`` s.  Returns the names of those that were
+    running."""
+    running = [s for s in services if alive(s)]
+    left = list(running)
     for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(started.pid, sig)
-        except ProcessLookupError:
-            break
+        for service in left:
+            try:
+                os.killpg(service.pid, sig)
+            except ProcessLookupError:
+                pass
         deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            _reap(started.pid)
-            if not alive(started):
-                return True
+        while left and time.monotonic() < deadline:
+            for service in left:
+                _reap(service.pid)
+            left = [s for s in left if alive(s)]
             time.sleep(0.2)
-    _reap(started.pid)
-    return True
+        if not left:
+            break
+    for service in services:
+        _reap(service.pid)
+    return [s.name for s in running]
 
 
 def kill(started, sig=signal.SIGKILL):

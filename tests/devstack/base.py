@@ -1,11 +1,13 @@
 """Scenario tests against a live cloud, through openstacksdk only.
 
 The cloud is the one named by ``OS_CLOUD`` (clouds.yaml; DevStack writes
-``devstack-admin``), with admin credentials.  Without ``OS_CLOUD`` and with
-``NMG_DEVSTACK_EMBEDDED=1`` (``tox -e devstack`` sets it), the tests start
-the embedded cloud with the anti_affinity guard and 3 computes in a child
-process (``embedded_server``), once per test process, and reach it over
-HTTP on a loopback port: the same test code as against DevStack.
+``devstack-admin``), with admin credentials.  Without ``OS_CLOUD``,
+``tox -e devstack`` (tools/run_devstack_tests.sh) starts the real-services
+cloud (nova_migration_guard.realcloud, anti_affinity guard) and names it in
+``OS_CLOUD``.  With ``NMG_DEVSTACK_EMBEDDED=1`` and no ``OS_CLOUD``, the
+tests start the embedded cloud with the anti_affinity guard and 3 computes
+in a child process (``embedded_server``), once per test process, and reach
+it over HTTP on a loopback port: the same test code as against DevStack.
 
 A test skips, saying why, when ``OS_CLOUD`` is not set (and the embedded
 cloud not asked for), when the cloud cannot be reached, and when it has

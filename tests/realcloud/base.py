@@ -97,6 +97,25 @@ class RealCloudTestCase(testtools.TestCase):
         return self.action(server, {'os-migrateLive': {
             'host': host, 'block_migration': 'auto'}}, conn)
 
+    def cold_migrate(self, server, conn=None):
+        return self.action(server, {'migrate': None}, conn)
+
+    def confirm_if_waiting(self, server, timeout=120):
+        """Confirm a resize that waits for it (VERIFY_RESIZE), as a user
+        would; returns the fresh server."""
+        fresh = self.wait_until_settled(server, timeout)
+        if fresh.status == 'VERIFY_RESIZE':
+            status, _ = self.action(server, {'confirmResize': None})
+            self.assertEqual(204, status)
+            fresh = self.wait_until_settled(server, timeout)
+            deadline = time.monotonic() + timeout
+            while fresh.status == 'VERIFY_RESIZE':
+                if time.monotonic() > deadline:
+                    self.fail('%s still VERIFY_RESIZE' % server.name)
+                time.sleep(0.5)
+                fresh = self.server(server)
+        return fresh
+
     def migrations(self, server):
         return sorted(self.conn.compute.migrations(instance_uuid=server.id),
                       key=lambda m: m.id, reverse=True)
@@ -111,7 +130,9 @@ class RealCloudTestCase(testtools.TestCase):
         deadline = time.monotonic() + timeout
         while True:
             found = [m for m in self.migrations(server) if m.id > after_id]
-            if found and found[-1].status in FINAL_MIGRATION_STATUSES:
+            # 'finished': a resize waiting for confirmation.
+            if found and found[-1].status in (FINAL_MIGRATION_STATUSES |
+                                              {'finished'}):
                 return found[-1]
             if time.monotonic() > deadline:
                 self.fail('migration of %s not ended after %d s: %s' % (
