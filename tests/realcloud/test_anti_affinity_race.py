@@ -109,11 +109,12 @@ class _MoveRace(base.RealCloudTestCase):
 
 
 class GuardedLiveMigrationRaceTest(_MoveRace):
-    """guards = anti_affinity with the in-flight filter, etcd locks."""
+    """guards = anti_affinity with the in-flight filter, etcd locks; the
+    subclasses race other kinds of moves."""
 
     GUARDS = ('anti_affinity',)
 
-    def test_concurrent_live_migrations_keep_policy(self):
+    def test_concurrent_moves_keep_policy(self):
         self.addCleanup(self.record)
         for round_no in range(ROUNDS):
             outcome = self.race_round(round_no)
