@@ -472,8 +472,19 @@ def _still_held_errors():
 def release_lock(tooz_lock):
     """Release a held lock; whether the backend still had it as ours
     (False: its lease/TTL had run out, others may have held it since).
-    tooz's zookeeper lock says True either way, so it is asked first."""
-    owned = not is_zookeeper(tooz_lock) or zookeeper_owner(tooz_lock)
+
+    tooz's zookeeper lock says True either way, so it is asked first; when
+    it cannot tell (the connection dropped), the release goes ahead all the
+    same (kazoo retries it once reconnected): a znode left behind would stay
+    as long as the session, which lives on while this process does.
+    """
+    owned = True
+    if is_zookeeper(tooz_lock):
+        try:
+            owned = zookeeper_owner(tooz_lock)
+        except backend_errors() as exc:
+            LOG.debug('Could not check the ownership of %r before releasing '
+                      'it: %s', tooz_lock.name, describe(exc))
     return bool(tooz_lock.release()) and owned
 
 

@@ -24,8 +24,10 @@ from tests.fixtures import servers
 GROUP = 'migration_guard_coordination'
 
 # Lock lease/TTL in the backend (tooz's lock_timeout URL option, 30 s by
-# default; ZooKeeper's session timeout, its timeout option, 10 s).  Short, so that a lock orphaned by an outage expires within the
-# test; tooz's heart renews held locks every TTL/2.
+# default; ZooKeeper's session timeout, its timeout option, 10 s).  Short,
+# so that a lock orphaned by an outage expires within the test; tooz's heart
+# renews held locks every TTL/2 (kazoo pings a ZooKeeper session every
+# third of it).
 LOCK_TTL = 3
 
 

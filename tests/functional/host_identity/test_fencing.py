@@ -1,6 +1,6 @@
 """One writer per compute identity across OS processes, on real etcd,
-redis and ZooKeeper servers: a process that can no longer prove it holds its identity
-lease stops writing before another process takes over.
+redis and ZooKeeper servers: a process that can no longer prove it holds
+its identity lease stops writing before another process takes over.
 
 Each writer is its own OS process (identity_writer.py: the real
 ``single_writer.take()`` with a minimal service object standing in for
@@ -33,7 +33,8 @@ from tests.fixtures import servers
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
 # The backend's lock TTL (tooz's lock_timeout, ZooKeeper's session
-# timeout): short, so that a takeover happens within a round.  The lease is checked every TTL/3 = 1 s.
+# timeout): short, so that a takeover happens within a round.  The lease is
+# checked every TTL/3 = 1 s.
 LOCK_TTL = 3
 # Bound on every wait for an event.
 WAIT = 45
