@@ -343,6 +343,9 @@ def zookeeper_owner(tooz_lock):
     path = '%s/%s' % (kazoo_lock.path, kazoo_lock.node)
     for last_try in (False, True):
         try:
+            # An ensemble member serves reads from its own copy, which may
+            # lag the leader's (where sessions expire): sync() first.
+            kazoo_lock.client.sync(path)
             data, _stat = kazoo_lock.client.get(path)
         except kazoo_exceptions.ConnectionClosedError:
             raise  # our client was stopped: the server said nothing
