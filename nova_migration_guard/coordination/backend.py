@@ -408,8 +408,14 @@ def _record_granted_timeout(kazoo_client):
     longer than the server lets it.
     """
     from kazoo.protocol import serialization
-    connection = kazoo_client._connection
-    invoke = connection._invoke
+    try:
+        connection = kazoo_client._connection
+        invoke = connection._invoke
+    except AttributeError:  # another kazoo: leases refuse (lock_ttl())
+        LOG.warning('Cannot learn the session timeout that ZooKeeper '
+                    'grants from this kazoo version: identity leases on '
+                    'ZooKeeper cannot be taken')
+        return
 
     def recording_invoke(timeout, request, xid=None):
         result = invoke(timeout, request, xid=xid)
