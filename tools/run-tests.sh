@@ -11,11 +11,11 @@ rm -f "$OUT"/*.subunit "$OUT"/*.log "$OUT"/*.rc
 
 step() { printf '\n=== %s (%s)\n' "$*" "$(date -u +%H:%M:%S)"; }
 
-# --- system packages: etcd and redis servers for the coordination tests,
-# GNU patch for the patch command, MariaDB and RabbitMQ for the real-services
-# cloud (tox -e realcloud). policy-rc.d keeps apt from starting the packaged
-# services: the tests start their own on loopback.
-APT_PKGS="etcd-server redis-server patch mariadb-server rabbitmq-server"
+# --- system packages: etcd, redis and ZooKeeper servers for the
+# coordination tests, GNU patch for the patch command, MariaDB and RabbitMQ
+# for the real-services cloud (tox -e realcloud). policy-rc.d keeps apt from
+# starting the packaged services: the tests start their own on loopback.
+APT_PKGS="etcd-server redis-server zookeeperd patch mariadb-server rabbitmq-server"
 missing=$(for p in $APT_PKGS; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
 if [ -n "$missing" ]; then
     step "apt-get install $missing"

@@ -29,7 +29,14 @@ with more than one host must point every service at one shared backend:
 * ``etcd3+http://ETCD_HOST:2379`` (etcd v3 through its gRPC gateway; devstack
   already runs etcd)
 * ``redis://REDIS_HOST:6379`` (add ``?sentinel=NAME`` for Sentinel)
-* ``zookeeper://ZK_HOST:2181``
+* ``zookeeper://ZK_HOST:2181`` (``?timeout=SECONDS``: the session timeout)
+
+How long a lock outlives a holder that stopped renewing it (its TTL) is the
+``lock_timeout`` URL option for etcd and redis (30 s by default) and the
+session timeout for ZooKeeper, its ``timeout`` URL option (an integer, 10 s
+by default; ``lock_timeout`` is refused there), as the server grants it
+between its ``minSessionTimeout`` and ``maxSessionTimeout`` (by default 2
+and 20 ``tickTime``, 4 to 40 s).
 
 A nova-compute with the ``anti_affinity`` or ``host_identity`` guard logs a
 warning at start when this is a ``file://`` URL while computes run on other
@@ -59,8 +66,9 @@ while running. Keep the default unless moves must go on during a backend
 outage and the races the lock prevents are acceptable for that time.
 
 With the ``host_identity`` guard this also decides what an outage of the
-backend (etcd, redis) longer than the lock TTL (the ``lock_timeout`` URL
-option, 30 s by default) does to the computes:
+backend longer than the lock TTL (see ``backend_url``: ``lock_timeout`` for
+etcd and redis, 30 s by default; the session ``timeout`` for ZooKeeper, 10 s
+by default) does to the computes:
 
 * ``fail_closed``: **every nova-compute using that backend ends itself**
   (exit status 75, one CRITICAL line) one check interval before its lease
@@ -74,8 +82,8 @@ option, 30 s by default) does to the computes:
   with ``on_duplicate = standby`` waits for the backend and starts once it
   has its lease; with ``refuse`` it exits again at start until the backend
   answers. Run this only with a highly available backend (an etcd cluster
-  of 3 or 5 members, redis with Sentinel) and a ``lock_timeout`` longer
-  than the outages you expect (a failover, a restart): on thousands of
+  of 3 or 5 members, redis with Sentinel, a ZooKeeper ensemble) and a TTL
+  longer than the outages you expect (a failover, a restart): on thousands of
   hypervisors a backend outage becomes a control-plane outage.
 * ``proceed_unlocked``: the computes log a warning and keep running without
   the guarantee: a hot standby can start as soon as the backend answers

@@ -42,9 +42,10 @@ hypervisor or a failover node): then set ``standby`` on both.
         min=1,
         help="""
 Seconds between two renewals and checks of this process's identity lease
-(never more than a third of the backend's lock TTL, the ``lock_timeout`` URL
-option of etcd and redis). It is also the safety margin: a compute that has
-not had a renewal confirmed for the TTL minus this interval ends itself (see
+(never more than a third of the backend's lock TTL: the ``lock_timeout`` URL
+option of etcd and redis, the session ``timeout`` of ZooKeeper). It is also
+the safety margin: a compute that has not had a renewal confirmed for the
+TTL minus this interval ends itself (see
 ``[migration_guard_coordination] on_backend_failure``), and a compute that
 takes the lease waits one TTL before it starts. Lower it to tolerate more
 failed renewals within one TTL, at the cost of more requests to the backend;

@@ -15,6 +15,7 @@ import urllib.parse
 
 from oslo_config import cfg
 from oslo_utils import netutils
+import tenacity
 import tooz
 from tooz import coordination as tooz_coordination
 
@@ -103,6 +104,10 @@ def url_problem(url, schemes):
             return 'a file URL needs an absolute directory: file:///PATH'
     if parsed.scheme == 'redis' and not (parsed.hostname or parsed.path):
         return 'a redis URL needs a host (redis://HOST:PORT) or a socket path'
+    if parsed.scheme in ZOOKEEPER_SCHEMES:
+        problem = _zookeeper_url_problem(parsed.query)
+        if problem:
+            return problem
     # The entry point exists; its module imports the backend's client
     # library, which may not be installed (kazoo, pymemcache...).
     eps = importlib.metadata.entry_points(
@@ -113,6 +118,34 @@ def url_problem(url, schemes):
         except Exception as exc:
             return 'the tooz driver for %r cannot be loaded: %s' % (
                 parsed.scheme, one_line(str(exc)) or type(exc).__name__)
+    return None
+
+
+#: tooz's schemes for its kazoo (ZooKeeper) driver.
+ZOOKEEPER_SCHEMES = ('zookeeper', 'kazoo')
+
+
+def _zookeeper_url_problem(query):
+    """Why the options of a zookeeper URL cannot work, or None.
+
+    A ZooKeeper lock is an ephemeral znode: it lives as long as its
+    holder's session, which the server ends the session timeout after it
+    last heard from the client.  That timeout (tooz's ``timeout`` option,
+    an integer, 10 s by default) is the lock's TTL; ``lock_timeout``, the
+    TTL of etcd and redis locks, is not read by this driver, so a URL that
+    sets it would not get the TTL it asks for.
+    """
+    options = urllib.parse.parse_qs(query)
+    if 'lock_timeout' in options:
+        return ('zookeeper does not read lock_timeout: its locks live as '
+                'long as their session, set the session timeout with the '
+                'timeout option instead (timeout=SECONDS, an integer >= 1; '
+                '10 by default)')
+    timeout = options.get('timeout', ['10'])[-1]
+    if not timeout.isdigit() or int(timeout) < 1:
+        return ('the zookeeper timeout option (the session timeout, which '
+                'is the TTL of its locks) must be an integer number of '
+                'seconds >= 1, not %r' % timeout)
     return None
 
 
@@ -262,15 +295,24 @@ def run_bounded(func, seconds, what, on_late_result=None):
     return state['result']
 
 
+def is_zookeeper(tooz_object):
+    """Whether a tooz coordinator or lock is tooz's kazoo driver's."""
+    return type(tooz_object).__module__ == 'tooz.drivers.zookeeper'
+
+
 def still_owner(tooz_lock):
     """Whether the backend still has ``tooz_lock`` as ours: False once its
     lease/TTL ran out while held, even if another holder has it since.
 
-    tooz's is_still_owner() where the driver has it (redis, zookeeper,
-    memcached, file, kubernetes); tooz's etcd3gw lock has none, so its key
-    is read and compared with the value the lock wrote (a uuid of its own).
-    Backend errors propagate (the caller bounds the call in time).
+    tooz's is_still_owner() where the driver has it (redis, memcached,
+    file, kubernetes); tooz's etcd3gw lock has none, so its key is read and
+    compared with the value the lock wrote (a uuid of its own).  tooz's
+    zookeeper lock says False also when the server cannot be reached, so
+    it has a check of its own (:func:`zookeeper_owner`).  Backend errors
+    propagate (the caller bounds the call in time).
     """
+    if is_zookeeper(tooz_lock):
+        return zookeeper_owner(tooz_lock)
     try:
         return bool(tooz_lock.is_still_owner())
     except tooz.NotImplemented:
@@ -283,6 +325,176 @@ def still_owner(tooz_lock):
             tooz_lock._uuid)
     raise tooz.NotImplemented(
         'no ownership check for %s' % type(tooz_lock).__name__)
+
+
+def zookeeper_owner(tooz_lock):
+    """Whether ZooKeeper still has the lock's znode, with the data our
+    kazoo lock wrote in it (its name is unique to this contender).
+
+    False when the server answers that the znode is gone (our session
+    expired, or someone deleted it) or that our session expired.  A request
+    the server answers also keeps the session alive: this is a renewal.
+    Connection errors propagate: "cannot tell" is not "lost".
+    """
+    from kazoo import exceptions as kazoo_exceptions
+    kazoo_lock = tooz_lock._lock
+    if not kazoo_lock.is_acquired or kazoo_lock.node is None:
+        return False
+    path = '%s/%s' % (kazoo_lock.path, kazoo_lock.node)
+    for last_try in (False, True):
+        try:
+            # An ensemble member serves reads from its own copy, which may
+            # lag the leader's (where sessions expire): sync() first.
+            kazoo_lock.client.sync(path)
+            data, _stat = kazoo_lock.client.get(path)
+        except kazoo_exceptions.ConnectionClosedError:
+            raise  # our client was stopped: the server said nothing
+        except (kazoo_exceptions.NoNodeError,
+                kazoo_exceptions.SessionExpiredError):
+            return False
+        except kazoo_exceptions.ConnectionLoss:
+            # The server closes the connection of a session it expires
+            # (e.g. while this process was frozen): the request in flight
+            # fails so; asked again, once kazoo has reconnected, the
+            # server says the session expired.
+            if last_try:
+                raise
+            continue
+        return data == kazoo_lock.data
+
+
+def lock_ttl(driver):
+    """Seconds a lock outlives its holder's last renewal in the backend,
+    None when it has none (file://: held while the process lives).
+
+    etcd3gw and redis: the ``lock_timeout`` URL option (tooz's heart renews
+    the lock's lease or expiry).  zookeeper: a lock is an ephemeral znode,
+    deleted when the server expires the holder's session, no sooner than
+    the session timeout after it last heard from the client (kazoo pings
+    it): the URL's ``timeout`` as the server granted it (it clamps it to
+    its minSessionTimeout..maxSessionTimeout), recorded by
+    :func:`start_driver`.  BackendFailure when that is unknown.
+    """
+    kind = type(driver).__module__
+    if kind in ('tooz.drivers.etcd3gw', 'tooz.drivers.redis'):
+        return int(driver.lock_timeout)
+    if is_zookeeper(driver):
+        granted = getattr(driver._coord, _GRANTED_TIMEOUT, None)
+        if granted is None:
+            raise BackendFailure(RuntimeError(
+                'the session timeout that ZooKeeper granted is unknown'))
+        return granted
+    return None
+
+
+def describe_ttl(driver):
+    """lock_ttl() for messages: '30', '2.5' or 'unknown'."""
+    try:
+        ttl = lock_ttl(driver)
+    except BackendFailure:
+        ttl = None
+    return 'unknown' if ttl is None else '%g' % ttl
+
+
+#: Where _record_granted_timeout() keeps it on the kazoo client.
+_GRANTED_TIMEOUT = 'migration_guard_granted_timeout'
+
+
+def _record_granted_timeout(kazoo_client):
+    """Keep the session timeout (seconds) that the server grants at every
+    connection on ``kazoo_client``: kazoo reads it from the server's
+    connect reply but keeps only the one it asked for.  The smallest one
+    granted so far counts: a holder must never believe its lock lives
+    longer than the server lets it.
+    """
+    from kazoo.protocol import serialization
+    try:
+        connection = kazoo_client._connection
+        invoke = connection._invoke
+    except AttributeError:  # another kazoo: leases refuse (lock_ttl())
+        LOG.warning('Cannot learn the session timeout that ZooKeeper '
+                    'grants from this kazoo version: identity leases on '
+                    'ZooKeeper cannot be taken')
+        return
+
+    def recording_invoke(timeout, request, xid=None):
+        result = invoke(timeout, request, xid=xid)
+        if isinstance(request, serialization.Connect):
+            granted = result[0].time_out / 1000.0
+            known = getattr(kazoo_client, _GRANTED_TIMEOUT, None)
+            if known is None or granted < known:
+                setattr(kazoo_client, _GRANTED_TIMEOUT, granted)
+                asked = kazoo_client._session_timeout / 1000.0
+                if granted != asked:
+                    LOG.warning(
+                        'ZooKeeper granted a session timeout of %g s instead '
+                        'of the %g s of the timeout URL option (the server '
+                        'bounds it by its minSessionTimeout and '
+                        'maxSessionTimeout): locks and leases live %g s '
+                        'after their last renewal', granted, asked, granted)
+        return result
+
+    connection._invoke = recording_invoke
+
+
+def try_acquire(tooz_lock, blocking, what):
+    """``tooz_lock.acquire(blocking=blocking)`` bounded in time (the wait
+    plus ACQUIRE_SLACK): True once held, False when another holder kept it
+    for the whole wait; BackendFailure when the backend failed.
+
+    tooz's drivers say "still held when the wait ended" three ways: False,
+    tenacity's RetryError (etcd3gw, memcached) and kazoo's LockTimeout
+    (zookeeper); kazoo also gives up with False when the server was
+    unreachable for the whole wait, which is a backend failure.
+    """
+    def release_late(acquired):
+        if acquired:
+            tooz_lock.release()
+
+    try:
+        acquired = bool(run_bounded(
+            lambda: tooz_lock.acquire(blocking=blocking),
+            (blocking or 0) + ACQUIRE_SLACK, what,
+            on_late_result=release_late))
+    except _still_held_errors():
+        acquired = False
+    except (Overran,) + backend_errors() as exc:
+        raise BackendFailure(exc)
+    if not acquired and is_zookeeper(tooz_lock) and (
+            not tooz_lock._client.connected):
+        raise BackendFailure(RuntimeError(
+            '%s: not connected to ZooKeeper' % what))
+    return acquired
+
+
+@functools.lru_cache(maxsize=None)
+def _still_held_errors():
+    errors = [tenacity.RetryError]
+    try:
+        from kazoo import exceptions as kazoo_exceptions
+        errors.append(kazoo_exceptions.LockTimeout)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+def release_lock(tooz_lock):
+    """Release a held lock; whether the backend still had it as ours
+    (False: its lease/TTL had run out, others may have held it since).
+
+    tooz's zookeeper lock says True either way, so it is asked first; when
+    it cannot tell (the connection dropped), the release goes ahead all the
+    same (kazoo retries it once reconnected): a znode left behind would stay
+    as long as the session, which lives on while this process does.
+    """
+    owned = True
+    if is_zookeeper(tooz_lock):
+        try:
+            owned = zookeeper_owner(tooz_lock)
+        except backend_errors() as exc:
+            LOG.debug('Could not check the ownership of %r before releasing '
+                      'it: %s', tooz_lock.name, describe(exc))
+    return bool(tooz_lock.release()) and owned
 
 
 def stop_driver(driver, seconds):
@@ -316,6 +528,8 @@ def start_driver(url, member_id, bound):
             url, member_id.encode('utf-8'))
     except Exception as exc:  # config slipped past validate(): no lock
         raise BackendFailure(exc)
+    if is_zookeeper(driver):
+        _record_granted_timeout(driver._coord)
 
     def stop_late(_result):
         stop_driver(driver, STOP_TIMEOUT)

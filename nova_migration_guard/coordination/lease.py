@@ -6,7 +6,6 @@ import logging
 import threading
 import time
 
-import tenacity
 import tooz
 
 from nova_migration_guard.conf import host_identity as host_identity_conf
@@ -52,8 +51,8 @@ class Lease:
         self.name = _LEASE_PREFIX + name
         self._on_lost = on_lost
         self._fence = fence
-        #: The backend's lock TTL (seconds) once acquired; None when it
-        #: has none (file://, zookeeper).
+        #: The backend's lock TTL (seconds) once acquired (ZooKeeper: the
+        #: session timeout); None when it has none (file://).
         self.ttl = None
         #: While held with a TTL: until when (time.monotonic()) the lease
         #: is surely still ours in the backend, minus one check interval.
@@ -121,10 +120,11 @@ class Lease:
                     # A new tooz lock per try: a file lock's reference
                     # count goes wrong when one is tried again.
                     tooz_lock = driver.get_lock(self.name.encode('utf-8'))
-                    ttl = _lock_ttl(driver, tooz_lock)
+                    ttl = backend.lock_ttl(driver)
                     interval = self._interval(ttl)
                     sent = time.monotonic()
-                    acquired = self._try_acquire(tooz_lock, blocking)
+                    acquired = backend.try_acquire(
+                        tooz_lock, blocking, 'acquiring %r' % self.name)
                     if acquired and blocking and ttl:
                         # The backend's TTL started somewhere within that
                         # wait: renew once, so that it counts from a
@@ -227,21 +227,6 @@ class Lease:
         if problem is not None:
             raise backend.BackendFailure(RuntimeError(problem))
 
-    def _try_acquire(self, tooz_lock, blocking):
-        def release_late(acquired):
-            if acquired:
-                tooz_lock.release()
-
-        try:
-            return bool(backend.run_bounded(
-                lambda: tooz_lock.acquire(blocking=blocking),
-                (blocking or 0) + backend.ACQUIRE_SLACK,
-                'acquiring %r' % self.name, on_late_result=release_late))
-        except tenacity.RetryError:  # etcd3gw: still held after `blocking`
-            return False
-        except (backend.Overran,) + backend.backend_errors() as exc:
-            raise backend.BackendFailure(exc)
-
     def _start_watcher(self, driver, tooz_lock, renewed, ttl, interval):
         with self._mutex:
             if self._cancel.is_set():
@@ -331,16 +316,6 @@ class Lease:
         backend.stop_driver(driver, backend.STOP_TIMEOUT)
 
 
-def _lock_ttl(driver, tooz_lock):
-    """The TTL (seconds) of a held lock that the heart renews, None when
-    the backend has none (file, zookeeper: held while the process or its
-    session lives)."""
-    if type(tooz_lock).__module__ in ('tooz.drivers.etcd3gw',
-                                      'tooz.drivers.redis'):
-        return int(driver.lock_timeout)
-    return None
-
-
 def _lease_problem(tooz_lock):
     """Renew a held tooz lock and ask the backend whether it still has it
     for us: None if so, else why not.  Backend errors propagate."""
@@ -368,6 +343,12 @@ def _lease_problem(tooz_lock):
                     'holds it now')
         return 'tooz no longer holds it'
 
+    if backend.is_zookeeper(tooz_lock):
+        # The get renews the session, and with it the lock's znode.
+        if backend.zookeeper_owner(tooz_lock):
+            return None
+        return ('its TTL ran out in the backend (its ZooKeeper session '
+                'expired) or its znode was deleted')
     try:
         owned = tooz_lock.is_still_owner()
     except tooz.NotImplemented:

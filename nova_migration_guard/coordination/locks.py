@@ -11,7 +11,6 @@ import threading
 import weakref
 
 from oslo_config import cfg
-import tenacity
 import tooz
 
 from nova_migration_guard import conf as mg_conf
@@ -139,24 +138,13 @@ class Coordinator:
         session = self._use_session(wait)
         try:
             tooz_lock = session.driver.get_lock(full_name.encode('utf-8'))
-
-            def release_late(acquired):
-                if acquired:
-                    tooz_lock.release()
-
             # blocking=<seconds> is the one spelling every tooz driver reads
             # as "wait at most"; its timeout= means the lock TTL to etcd3gw.
-            acquired = backend.run_bounded(
-                lambda: tooz_lock.acquire(blocking=wait),
-                wait + backend.ACQUIRE_SLACK, 'acquiring %r' % full_name,
-                on_late_result=release_late)
-        except tenacity.RetryError:
-            # etcd3gw and memcached signal "still held when the wait ended"
-            # with tenacity's RetryError instead of returning False.
-            acquired = False
-        except (backend.Overran,) + backend.backend_errors() as exc:
+            acquired = backend.try_acquire(tooz_lock, wait,
+                                           'acquiring %r' % full_name)
+        except backend.BackendFailure:
             self._done_with(session, failed=True)
-            raise backend.BackendFailure(exc)
+            raise
         except BaseException:
             self._done_with(session)
             raise
@@ -168,14 +156,14 @@ class Coordinator:
     def _release(self, session, tooz_lock, full_name, wait):
         try:
             released = backend.run_bounded(
-                tooz_lock.release, backend.call_bound(wait),
-                'releasing %r' % full_name)
+                lambda: backend.release_lock(tooz_lock),
+                backend.call_bound(wait), 'releasing %r' % full_name)
         except (backend.Overran,) + backend.backend_errors() as exc:
             LOG.warning(
                 'Could not release lock %r on %s (%s): it may stay held '
                 'until its lease/TTL (%s s) expires in the backend',
                 full_name, self.backend_url, backend.describe(exc),
-                getattr(session.driver, 'lock_timeout', 'unknown'))
+                backend.describe_ttl(session.driver))
             self._done_with(session, failed=True)
             return
         except BaseException:

@@ -1,4 +1,5 @@
-"""nova_migration_guard.coordination against real etcd and redis servers.
+"""nova_migration_guard.coordination against real etcd, redis and ZooKeeper
+servers.
 
 Every test runs once per backend (testscenarios) and starts its own server
 (tests/fixtures/servers.py), so an outage in one test cannot leak into
@@ -23,8 +24,10 @@ from tests.fixtures import servers
 GROUP = 'migration_guard_coordination'
 
 # Lock lease/TTL in the backend (tooz's lock_timeout URL option, 30 s by
-# default).  Short, so that a lock orphaned by an outage expires within the
-# test; tooz's heart renews held locks every TTL/2.
+# default; ZooKeeper's session timeout, its timeout option, 10 s).  Short,
+# so that a lock orphaned by an outage expires within the test; tooz's heart
+# renews held locks every TTL/2 (kazoo pings a ZooKeeper session every
+# third of it).
 LOCK_TTL = 3
 
 
@@ -36,6 +39,8 @@ class CoordinationBackendTest(testscenarios.WithScenarios,
         # is slow there: fewer increments keep the test short.
         ('etcd', {'server_cls': servers.EtcdServer, 'increments': 10}),
         ('redis', {'server_cls': servers.RedisServer, 'increments': 40}),
+        ('zookeeper', {'server_cls': servers.ZooKeeperServer,
+                       'increments': 40}),
     ]
 
     def setUp(self):
@@ -44,7 +49,7 @@ class CoordinationBackendTest(testscenarios.WithScenarios,
         self.logs = self.useFixture(fixtures.FakeLogger(
             name='nova_migration_guard.coordination', level=logging.WARNING))
         self.server = self.useFixture(self.server_cls())
-        self.url = '%s?lock_timeout=%d' % (self.server.url, LOCK_TTL)
+        self.url = self.server.ttl_url(LOCK_TTL)
 
     def coordinator(self, member_id, **overrides):
         conf = cfg.ConfigOpts()
@@ -55,6 +60,20 @@ class CoordinationBackendTest(testscenarios.WithScenarios,
         coord = coordination.Coordinator(conf, member_id=member_id)
         self.addCleanup(coord.stop)
         return coord
+
+    def stop_renewals(self, coord):
+        """The backend stops hearing from ``coord``'s tooz coordinator, as
+        from a stalled process: etcd and redis no longer get its lock's
+        lease/TTL renewed by tooz's heart.  A ZooKeeper session is kept
+        alive by kazoo's connection thread, which the test cannot stall in
+        this process: the server ends the session as it does after the
+        session timeout without a word from the client (stubbed: the
+        silence; real: the server's expiry and what follows)."""
+        driver = coord._session.driver
+        if isinstance(self.server, servers.ZooKeeperServer):
+            self.server.expire_session(driver._coord)
+        else:
+            driver.heart.stop()
 
     def run_threads(self, targets):
         threads = [threading.Thread(target=target) for target in targets]
@@ -202,7 +221,7 @@ class CoordinationBackendTest(testscenarios.WithScenarios,
         b = self.coordinator('service-b')
         with a.lock('group-1', timeout=2) as held:
             held.check()
-            a._session.driver.heart.stop()
+            self.stop_renewals(a)
             with b.lock('group-1', timeout=LOCK_TTL + 7) as b_held:
                 exc = self.assertRaises(coordination.LockLost, held.check)
                 b_held.check()

@@ -1,5 +1,5 @@
-"""coordination.Lease (one process per compute identity) against real etcd
-and redis servers, and file:// locks.
+"""coordination.Lease (one process per compute identity) against real etcd,
+redis and ZooKeeper servers, and file:// locks.
 
 Every test runs once per backend (testscenarios) with its own server
 (tests/fixtures/servers.py).  Leases of the test process stand for
@@ -32,7 +32,8 @@ GROUP = 'migration_guard_coordination'
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 
-# Lock TTL in etcd and redis (tooz's lock_timeout URL option): short, so
+# Lock TTL in etcd and redis (tooz's lock_timeout URL option), the session
+# timeout in ZooKeeper (its timeout URL option): short, so
 # that a lease left by a dead or frozen holder expires within the test.  The
 # lease is then checked every TTL/3 = 1 s.
 LOCK_TTL = 3
@@ -85,6 +86,8 @@ class IdentityLeaseTest(testscenarios.WithScenarios, base.BaseTestCase):
     scenarios = [
         ('etcd', {'server_cls': servers.EtcdServer, 'ttl': LOCK_TTL}),
         ('redis', {'server_cls': servers.RedisServer, 'ttl': LOCK_TTL}),
+        ('zookeeper', {'server_cls': servers.ZooKeeperServer,
+                       'ttl': LOCK_TTL}),
         # fcntl locks: no TTL, lost only with the process.
         ('file', {'server_cls': _FileBackend, 'ttl': None}),
     ]
@@ -95,9 +98,8 @@ class IdentityLeaseTest(testscenarios.WithScenarios, base.BaseTestCase):
         self.logs = self.useFixture(fixtures.FakeLogger(
             name='nova_migration_guard.coordination', level=logging.INFO))
         self.server = self.useFixture(self.server_cls())
-        self.url = self.server.url
-        if self.ttl:
-            self.url += '?lock_timeout=%d' % self.ttl
+        self.url = (self.server.ttl_url(self.ttl) if self.ttl
+                    else self.server.url)
 
     def needs_ttl(self):
         if not self.ttl:

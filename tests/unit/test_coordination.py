@@ -2,8 +2,8 @@
 
 They use tooz's file:// backend (real locks between threads and between
 coordinators of one process) and loopback ports that nothing listens on for
-an unreachable backend.  The real etcd and redis are exercised by
-tests/functional/test_coordination_backends.py.
+an unreachable backend.  The real etcd, redis and ZooKeeper are exercised
+by tests/functional/test_coordination_backends.py.
 """
 
 import importlib.metadata
@@ -111,7 +111,10 @@ class TestValidateBackendUrl(CoordinationTestCase):
                     'etcd3+http://',  # tooz defaults to localhost:2379
                     'redis://127.0.0.1:6379',
                     'redis://user:pw@redis.example.org:6379?db=2',
-                    'redis://127.0.0.1:26379?sentinel=mymaster'):
+                    'redis://127.0.0.1:26379?sentinel=mymaster',
+                    'zookeeper://127.0.0.1:2181',
+                    'zookeeper://zk1:2181?timeout=30',
+                    'kazoo://zk1:2181?hosts=zk2:2181&timeout=5'):
             conf = make_conf(self, backend_url=url)
             self.assertIsNone(coordination.validate_backend_url(conf), url)
 
@@ -177,6 +180,27 @@ class TestValidateBackendUrl(CoordinationTestCase):
             "'zookeeper://zk:2181' (the tooz driver for 'zookeeper' cannot "
             "be loaded: No module named 'kazoo'); accepted schemes are ",
             self.message('zookeeper://zk:2181'))
+
+    def test_zookeeper_lock_ttl_is_the_session_timeout(self):
+        # lock_timeout would be ignored: the lease and its fence would not
+        # get the TTL the operator asked for.
+        self.assertEqual(
+            "nova-migration-guard: invalid value for "
+            "[migration_guard_coordination] backend_url: "
+            "'zookeeper://zk:2181?lock_timeout=30' (zookeeper does not read "
+            "lock_timeout: its locks live as long as their session, set the "
+            "session timeout with the timeout option instead "
+            "(timeout=SECONDS, an integer >= 1; 10 by default)); accepted "
+            "schemes are " + ', '.join(self.schemes()),
+            self.message('zookeeper://zk:2181?lock_timeout=30'))
+        # tooz reads it with int(): anything else fails at the first lock.
+        for value in ('2.5', '0', 'ten'):
+            url = 'kazoo://zk:2181?timeout=%s' % value
+            self.assertIn(
+                "%r (the zookeeper timeout option (the session timeout, "
+                "which is the TTL of its locks) must be an integer number "
+                "of seconds >= 1, not %r); accepted schemes are "
+                % (url, value), self.message(url))
 
     def test_unknown_interpolation(self):
         self.assertIn("backend_url: '(unreadable)' (no such option "

@@ -72,9 +72,11 @@ class DeclaredDependenciesTestCase(testtools.TestCase):
                     "environment, and Nova pins what it needs"}
     #: Module -> distribution for modules not installed here.
     NOT_INSTALLED = {'libvirt': 'libvirt-python'}
-    #: Code that only the demo (``nova-migration-guard demo``) imports, and
-    #: the extras that declare what it needs.
-    EXTRAS = (('nova_migration_guard/embedded/real_libvirt/',
+    #: Code that only the demo (``nova-migration-guard demo``) or one tooz
+    #: backend imports, and the extras that declare what it needs.
+    EXTRAS = (('nova_migration_guard/coordination/backend.py',
+               ('zookeeper',)),  # only with a zookeeper:// backend_url
+              ('nova_migration_guard/embedded/real_libvirt/',
                ('demo', 'real-libvirt')),
               ('nova_migration_guard/embedded/', ('demo',)),
               ('nova_migration_guard/demo/', ('demo',)))

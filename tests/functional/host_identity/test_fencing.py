@@ -1,6 +1,6 @@
-"""One writer per compute identity across OS processes, on real etcd and
-redis servers: a process that can no longer prove it holds its identity
-lease stops writing before another process takes over.
+"""One writer per compute identity across OS processes, on real etcd,
+redis and ZooKeeper servers: a process that can no longer prove it holds
+its identity lease stops writing before another process takes over.
 
 Each writer is its own OS process (identity_writer.py: the real
 ``single_writer.take()`` with a minimal service object standing in for
@@ -32,8 +32,9 @@ from tests.fixtures import servers
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
-# The backend's lock TTL (tooz's lock_timeout): short, so that a takeover
-# happens within a round.  The lease is checked every TTL/3 = 1 s.
+# The backend's lock TTL (tooz's lock_timeout, ZooKeeper's session
+# timeout): short, so that a takeover happens within a round.  The lease is
+# checked every TTL/3 = 1 s.
 LOCK_TTL = 3
 # Bound on every wait for an event.
 WAIT = 45
@@ -42,6 +43,7 @@ WAIT = 45
 FREEZE_ROUNDS = 5
 OUTAGE_ROUNDS = 2
 FORGET_ROUNDS = 2
+LEASE_NAME = 'migration-guard.lease.compute.host1'
 STANDBY_WAITS = 'is held by another process: waiting as a hot standby'
 FENCED = 'fences itself'
 
@@ -89,13 +91,14 @@ class FencingTest(testscenarios.WithScenarios, base.BaseTestCase):
     scenarios = [
         ('etcd', {'server_cls': servers.EtcdServer}),
         ('redis', {'server_cls': servers.RedisServer}),
+        ('zookeeper', {'server_cls': servers.ZooKeeperServer}),
     ]
 
     def setUp(self):
         super().setUp()
         self.useFixture(fixtures.Timeout(150, gentle=True))
         self.server = self.useFixture(self.server_cls())
-        self.url = '%s?lock_timeout=%d' % (self.server.url, LOCK_TTL)
+        self.url = self.server.ttl_url(LOCK_TTL)
         self.tmp = self.useFixture(fixtures.TempDir()).path
         self.record = os.path.join(self.tmp, 'record')
         self.writers = []
@@ -143,24 +146,6 @@ class FencingTest(testscenarios.WithScenarios, base.BaseTestCase):
         self.wait_for(lambda: self.writing(writer),
                       '%s writes' % writer.name)
         return writer
-
-    def forget_lease(self):
-        """Delete the lease's key in the backend, as a redis failover to a
-        replica that had not got it, or a clock step on the server, loses
-        it before its TTL."""
-        if isinstance(self.server, servers.RedisServer):
-            import redis
-            client = redis.Redis(host='127.0.0.1', port=self.server.port)
-            keys = client.keys('*migration-guard.lease.*')
-            self.assertEqual(1, len(keys), keys)
-            client.delete(*keys)
-            client.close()
-        else:
-            import etcd3gw
-            self.assertTrue(etcd3gw.client(
-                host='127.0.0.1', port=self.server.port).delete_prefix(
-                    # tooz's Etcd3Lock key: b'/tooz/locks' + name.
-                    '/tooz/locksmigration-guard.lease.'))
 
     def runs(self):
         """The record as runs of one writer: [[pid, first, last]]."""
@@ -265,4 +250,5 @@ class FencingTest(testscenarios.WithScenarios, base.BaseTestCase):
         takes the lease at once, while the holder still believes it holds
         it.  The holder learns it at its next renewal and ends; the new
         holder waits one TTL after taking the lease before it writes."""
-        self.fenced_holder_rounds(FORGET_ROUNDS, self.forget_lease)
+        self.fenced_holder_rounds(
+            FORGET_ROUNDS, lambda: self.server.forget_lock(LEASE_NAME))
