@@ -175,19 +175,24 @@ class GuardedLiveAndColdMigrationRaceTest(GuardedLiveMigrationRaceTest):
 
 class StockColdMigrationRaceTest(_MoveRace):
     """Stock Nova: the README says concurrent cold migrations both land on
-    the free host (the policy is violated)."""
+    the free host (the policy is violated), or one of them ends in ERROR
+    (the demo's stock row)."""
 
     GUARDS = ()
     KINDS = ('cold', 'cold')
 
     def test_concurrent_cold_migrations_stock(self):
         self.addCleanup(self.record)
+        violated = errors = 0
         for round_no in range(ROUNDS):
             outcome = self.race_round(round_no)
-            if len(set(outcome['hosts'])) < 3:
-                break   # violated: later rounds would start from it
+            violated += len(set(outcome['hosts'])) < 3
+            errors += 'ERROR' in outcome['states']
+            if violated or errors:
+                break   # later rounds would start from the broken state
         self.addDetail('summary', content.text_content(
-            'rounds until the policy broke: %d of %d' % (
-                len(self.rounds), ROUNDS)))
-        self.assertLess(len(set(self.rounds[-1]['hosts'])), 3,
-                        'stock kept the policy in every round')
+            'rounds: %d of %d; policy violated: %d; an instance in ERROR: '
+            '%d' % (len(self.rounds), ROUNDS, violated, errors)))
+        self.assertGreater(violated + errors, 0,
+                           'stock kept the policy and every instance in '
+                           '%d rounds' % ROUNDS)
