@@ -52,6 +52,26 @@ NOVA_DEFAULT_FILTERS = (
 LOCK_TTL = 10
 
 
+# What the cloud runs, and where it comes from.
+REQUIRED_COMMANDS = (
+    ('mariadbd', 'Debian package mariadb-server'),
+    ('mariadb-install-db', 'Debian package mariadb-server'),
+    ('mariadb', 'Debian package mariadb-client'),
+    ('/usr/lib/rabbitmq/bin/rabbitmq-server',
+     'Debian package rabbitmq-server'),
+    ('epmd', 'Debian package erlang-base'),
+    ('etcd', 'Debian package etcd-server'),
+    ('gunicorn', 'PyPI gunicorn'),
+    ('keystone-manage', 'PyPI keystone'),
+    ('placement-manage', 'PyPI openstack-placement'),
+    ('glance-manage', 'PyPI glance'),
+    ('nova-manage', 'PyPI nova'),
+    ('nova-conductor', 'PyPI nova'),
+    ('nova-scheduler', 'PyPI nova'),
+    ('nova-compute', 'PyPI nova'),
+)
+
+
 def _write(path, text, mode=0o600):
     with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode),
               'w') as f:
@@ -137,10 +157,20 @@ class Cloud(object):
     @staticmethod
     def bin(name):
         """A command of the Python environment that runs this code, else
-        of the system."""
+        of the system (an absolute path stays as it is)."""
+        if os.path.isabs(name):
+            return name
         here = os.path.join(os.path.dirname(sys.executable), name)
         return here if os.path.exists(here) else (
-            shutil.which(name) or here)
+            shutil.which(name) or shutil.which(name, path='/usr/sbin:/sbin')
+            or here)
+
+    @classmethod
+    def missing_commands(cls):
+        """[(command, where it comes from)] of REQUIRED_COMMANDS that
+        cannot be run here."""
+        return [(command, origin) for command, origin in REQUIRED_COMMANDS
+                if not os.access(cls.bin(command), os.X_OK)]
 
     @property
     def computes(self):
@@ -199,6 +229,10 @@ class Cloud(object):
     def up(self):
         """Start the whole cloud; CloudError (one line) when it cannot."""
         started_at = time.monotonic()
+        missing = self.missing_commands()
+        if missing:
+            raise CloudError('cannot start the cloud, missing: %s' % '; '.join(
+                '%s (%s)' % m for m in missing))
         if os.path.exists(self.path('state.json')):
             raise CloudError(
                 '%s already holds a cloud: stop it (down) and remove the '
@@ -268,14 +302,14 @@ class Cloud(object):
 
     def _mariadb_sql(self, sql):
         self._run('mariadb-sql', [
-            'mariadb', '--no-defaults', '--socket',
+            self.bin('mariadb'), '--no-defaults', '--socket',
             self.path('mysql.sock'), '--user', 'root', '--execute', sql])
 
     def _start_mariadb(self):
         datadir = self.path('mysql')
         if not os.path.isdir(os.path.join(datadir, 'mysql')):
             self._run('mariadb-install-db', [
-                'mariadb-install-db', '--no-defaults', '--user=root',
+                self.bin('mariadb-install-db'), '--no-defaults', '--user=root',
                 '--datadir=' + datadir, '--auth-root-authentication-method='
                 'socket', '--skip-test-db'])
         mariadb = self._start('mariadb', [
@@ -338,7 +372,7 @@ class Cloud(object):
             RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=(
                 '-kernel inet_dist_use_interface {127,0,0,1}'))
         return self._start('rabbitmq', [
-            '/usr/lib/rabbitmq/bin/rabbitmq-server'], env=env)
+            self.bin('/usr/lib/rabbitmq/bin/rabbitmq-server')], env=env)
 
     def _start_etcd(self):
         client = self.url('etcd')
