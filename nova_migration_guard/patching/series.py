@@ -50,6 +50,7 @@ RELEASES = (
     Release('34.x', '2026.2', '34.0.0'),
     Release('33.x', '2026.1, SLURP', '33.0.2'),
     Release('32.x', '2025.2', '32.2.1'),
+    Release('31.x', '2025.1, SLURP', '31.3.1'),
     Release('21.x', '2020.1 Ussuri, the XenAPI fix only', '21.2.4'),
 )
 

@@ -123,7 +123,8 @@ class PatchesCommandTestCase(testtools.TestCase):
                 result, 'nova 30.1.0 is not supported; supported releases: '
                 'nova 34.x (2026.2, tested on 34.0.0); nova 33.x (2026.1, '
                 'SLURP, tested on 33.0.2); nova 32.x (2025.2, tested on '
-                '32.2.1); nova 21.x')
+                '32.2.1); nova 31.x (2025.1, SLURP, tested on 31.3.1); '
+                'nova 21.x')
         self.assertEqual(before, _tree_digest(self.root))
 
     def test_apply_stamps_the_version_revert_removes_the_stamp(self):
@@ -323,7 +324,7 @@ class SeriesSelectionTestCase(testtools.TestCase):
     def test_series_by_major_version(self):
         for version, name in (('34.0.0', '34.x'), ('34.1.0', '34.x'),
                               ('33.0.2', '33.x'), ('33.0.0', '33.x'),
-                              ('32.2.1', '32.x'),
+                              ('32.2.1', '32.x'), ('31.3.1', '31.x'),
                               ('21.2.4', '21.x')):
             series = series_mod.series_for(version)
             self.assertEqual(name, series.name)
@@ -331,7 +332,7 @@ class SeriesSelectionTestCase(testtools.TestCase):
             self.assertEqual(name, series.release.series)
 
     def test_unsupported_versions(self):
-        for version in ('31.3.1', '30.0.0', '35.0.0', '3.0.0', '340.0.0',
+        for version in ('30.2.0', '22.0.0', '35.0.0', '3.0.0', '340.0.0',
                         'master'):
             self.assertIsNone(series_mod.release_of(version))
             self.assertRaises(series_mod.PatchError, series_mod.series_for,
@@ -352,7 +353,7 @@ class SeriesSelectionTestCase(testtools.TestCase):
         """Every hook-point series carries the same patches as 34.x: same
         names, subjects and files; only the code around the hooks differs."""
         reference = series_mod.series_for('34.0.0')
-        for version in ('33.0.2', '32.2.1'):
+        for version in ('33.0.2', '32.2.1', '31.3.1'):
             series = series_mod.series_for(version)
             self.assertEqual([p.name for p in reference.patches],
                              [p.name for p in series.patches])
