@@ -30,7 +30,7 @@ def run(args):
     else:
         nova = series_mod.find_installed_nova()
     series = series_mod.series_for(nova.version)
-    tree = tree_mod.PatchedTree(nova.root, series)
+    tree = tree_mod.PatchedTree(nova, series)
     total = len(series.patches)
 
     if args.action == 'apply':
@@ -45,13 +45,15 @@ def run(args):
         state = '%s (%d of %d)' % (state, count, total)
     print('nova %s at %s: series %s (%d patches): %s'
           % (nova.version, nova.root, series.name, total, state))
+    if state == tree_mod.STALE:
+        print(tree.stale_reason(tree.stale_stamp()))
     if args.action == 'status':
         for i, patch in enumerate(series.patches):
             mark = 'applied' if count is not None and i < count else '-'
             print('  %-8s %s' % (mark, patch.name))
         return 0 if count is not None else 1
     # check: can apply succeed (or is there nothing left to do)?
-    if state == tree_mod.INTERRUPTED:
+    if state in (tree_mod.INTERRUPTED, tree_mod.STALE):
         return 1
     if count is None:
         print(tree._first_conflict())

@@ -32,11 +32,36 @@ class NovaTree:
 
 
 @dataclasses.dataclass(frozen=True)
+class Release:
+    """A Nova release line that has a patch series, patches/nova/<series>."""
+    series: str
+    openstack: str
+    tested: str
+
+    def __str__(self):
+        return 'nova %s (%s, tested on %s)' % (self.series, self.openstack,
+                                               self.tested)
+
+
+# Every supported Nova release line: the command picks the row of the
+# installed Nova's major version, and refuses any other version.  A new
+# release line is a new row here plus its directory under patches/nova/.
+RELEASES = (
+    Release('34.x', '2026.2', '34.0.0'),
+    Release('33.x', '2026.1, SLURP', '33.0.2'),
+    Release('32.x', '2025.2', '32.2.1'),
+    Release('31.x', '2025.1, SLURP', '31.3.1'),
+    Release('21.x', '2020.1 Ussuri, the XenAPI fix only', '21.2.4'),
+)
+
+
+@dataclasses.dataclass(frozen=True)
 class Series:
     """An ordered list of -p1 patches for one Nova release line."""
     name: str
     directory: pathlib.Path
     patches: tuple
+    release: Release
 
     @property
     def files(self):
@@ -45,6 +70,17 @@ class Series:
         for patch in self.patches:
             for path in touched_paths(patch.read_text()):
                 if path not in paths:
+                    paths.append(path)
+        return paths
+
+    @property
+    def created(self):
+        """The paths the series adds to Nova (patches from /dev/null)."""
+        paths = []
+        for patch in self.patches:
+            for old, new in _HEADER.findall(patch.read_text()):
+                path = new.split('/', 1)[1]
+                if old == '/dev/null' and path not in paths:
                     paths.append(path)
         return paths
 
@@ -85,26 +121,29 @@ def _version_from_metadata(root):
     return None
 
 
-def available_series():
-    root = patches_root() / 'nova'
-    return sorted(p.name for p in root.iterdir() if (p / 'series').is_file())
+def release_of(version):
+    """The supported release line of a Nova version, or None."""
+    major = version.split('.', 1)[0]
+    for release in RELEASES:
+        if release.series == '%s.x' % major:
+            return release
+    return None
 
 
 def series_for(version):
     """The series for a Nova version: ``patches/nova/<major>.x``."""
-    match = re.match(r'(\d+)\.', version)
-    name = '%s.x' % match.group(1) if match else None
-    available = available_series()
-    if name not in available:
+    release = release_of(version)
+    if release is None:
         raise PatchError(
-            'nova-migration-guard: nova %s is not supported; patch series '
-            'exist for nova %s' % (version, ', '.join(available)))
-    directory = patches_root() / 'nova' / name
+            'nova-migration-guard: nova %s is not supported; supported '
+            'releases: %s' % (version, '; '.join(map(str, RELEASES))))
+    directory = patches_root() / 'nova' / release.series
     names = [line.strip() for line in
              (directory / 'series').read_text().splitlines()
              if line.strip() and not line.lstrip().startswith('#')]
-    return Series(name=name, directory=directory,
-                  patches=tuple(directory / n for n in names))
+    return Series(name=release.series, directory=directory,
+                  patches=tuple(directory / n for n in names),
+                  release=release)
 
 
 # A file header of a unified diff: the old name, then the new name.

@@ -8,9 +8,16 @@ what was already written.  A journal of the original bytes, kept in the
 tree while writing, lets the next run roll back a change that was killed
 half way.  Reverting an applied series gives back the original bytes
 because the patches apply without fuzz.
+
+An applied series is stamped (STAMP, inside the nova package) with the
+Nova version it was applied to and a digest of every file it created.
+Upgrading Nova replaces the files Nova ships but leaves the stamp and the
+files the series created: the stamp tells that tree apart from local edits,
+and ``revert`` removes exactly those leftovers.
 """
 
 import base64
+import hashlib
 import json
 import os
 import pathlib
@@ -24,8 +31,10 @@ APPLIED = 'applied'
 PARTIAL = 'partially applied'
 CONFLICT = 'conflicts with local changes'
 INTERRUPTED = 'an interrupted apply/revert awaits rollback'
+STALE = 'applied to another Nova version'
 
 JOURNAL = '.nova-migration-guard-journal.json'
+STAMP = 'nova/.nova-migration-guard-series.json'
 
 
 def _read(root, relpaths):
@@ -79,11 +88,17 @@ class _Stage(object):
         self.close()
 
 
-class PatchedTree(object):
-    """A Nova tree (the directory holding ``nova/``) and one series."""
+def _digest(data):
+    return hashlib.sha256(data).hexdigest()
 
-    def __init__(self, root, series):
-        self.root = pathlib.Path(root)
+
+class PatchedTree(object):
+    """A Nova tree (series.NovaTree: the directory holding ``nova/`` and
+    its version) and the series for that version."""
+
+    def __init__(self, nova, series):
+        self.root = pathlib.Path(nova.root)
+        self.version = nova.version
         self.series = series
         self.files = series.files
 
@@ -132,9 +147,44 @@ class PatchedTree(object):
                     return k
         return None
 
+    def stamp(self):
+        """What the last apply recorded: {'series', 'nova_version',
+        'created': {path: sha256}}; None when the tree has no stamp."""
+        path = self.root / STAMP
+        if not path.is_file():
+            return None
+        try:
+            stamp = json.loads(path.read_text())
+        except ValueError:
+            stamp = None
+        if not (isinstance(stamp, dict) and
+                isinstance(stamp.get('nova_version'), str) and
+                isinstance(stamp.get('series'), str) and
+                isinstance(stamp.get('created'), dict)):
+            raise PatchError('nova-migration-guard: %s is not a stamp this '
+                             'command wrote; remove it' % path)
+        return stamp
+
+    def stale_stamp(self):
+        """The stamp of a series applied to another Nova version (Nova was
+        upgraded without ``patches revert``), or None."""
+        stamp = self.stamp()
+        if stamp is not None and stamp['nova_version'] != self.version:
+            return stamp
+        return None
+
+    def stale_reason(self, stamp):
+        return ('series %s was applied to nova %s, but this tree is nova %s '
+                '(Nova was upgraded without `patches revert` first): run '
+                '`nova-migration-guard patches revert` to remove what it '
+                'left, then `patches apply`'
+                % (stamp['series'], stamp['nova_version'], self.version))
+
     def status(self):
         if (self.root / JOURNAL).exists():
             return INTERRUPTED, None
+        if self.stale_stamp():
+            return STALE, None
         k = self.applied_count()
         total = len(self.series.patches)
         if k is None:
@@ -155,6 +205,11 @@ class PatchedTree(object):
     def apply(self, progress=print):
         """Apply the missing patches; True if the tree changed."""
         self._recover(progress)
+        stale = self.stale_stamp()
+        if stale:
+            raise PatchError(
+                'nova-migration-guard: cannot apply series %s to %s: %s'
+                % (self.series.name, self.root, self.stale_reason(stale)))
         k = self.applied_count()
         if k is None:
             raise PatchError(
@@ -171,6 +226,9 @@ class PatchedTree(object):
     def revert(self, progress=print):
         """Revert the applied patches; True if the tree changed."""
         self._recover(progress)
+        stale = self.stale_stamp()
+        if stale:
+            return self._remove_leftovers(stale, progress)
         k = self.applied_count()
         if k is None:
             raise PatchError(
@@ -183,6 +241,41 @@ class PatchedTree(object):
                      % (self.series.name, self.root))
             return False
         return self._change([(p, True) for p in todo], 'reverting', progress)
+
+    def _remove_leftovers(self, stamp, progress):
+        """After a Nova upgrade: remove the files the stamped series created
+        and the stamp, when what remains is a stock tree of this version
+        (the series for it applies).  Files changed since are kept and
+        named: they may be someone's work."""
+        created = sorted(stamp['created'])
+        current = _read(self.root,
+                        sorted(set(self.files + created + [STAMP])))
+        changed = [rel for rel in created if current[rel] is not None and
+                   _digest(current[rel]) != stamp['created'][rel]]
+        if changed:
+            raise PatchError(
+                'nova-migration-guard: cannot remove what series %s left in '
+                '%s: %s changed since it was applied (remove them yourself '
+                'and %s)' % (stamp['series'], self.root, ', '.join(changed),
+                             STAMP))
+        wanted = dict(current, **{rel: None for rel in created + [STAMP]})
+        stage, failure = self._stage_with(
+            wanted, [(p, False) for p in self.series.patches])
+        if stage is None:
+            raise PatchError(
+                'nova-migration-guard: cannot remove what series %s (applied '
+                'to nova %s) left in %s: without it the tree is not stock '
+                'nova %s either (%s); reinstall nova'
+                % (stamp['series'], stamp['nova_version'], self.root,
+                   self.version, failure))
+        stage.close()
+        self._check_writable()
+        self._commit(current, wanted)
+        progress('removed the %d file(s) series %s added to nova %s from %s; '
+                 'it is stock nova %s now'
+                 % (len(created), stamp['series'], stamp['nova_version'],
+                    self.root, self.version))
+        return True
 
     def _change(self, steps, verb, progress):
         current = self._current()
@@ -198,11 +291,22 @@ class PatchedTree(object):
                         'nova-migration-guard: %s %s failed, nothing was '
                         'changed: %s' % (verb, patch_file.name, failure))
             wanted = stage.contents(self.files)
+        changed = sum(current[f] != wanted[f] for f in self.files)
+        # Stamped exactly when the whole series is applied (apply never
+        # stops half way; revert leaves nothing).
+        current[STAMP] = _read(self.root, [STAMP])[STAMP]
+        wanted[STAMP] = None if steps[0][1] else self._new_stamp(wanted)
         self._commit(current, wanted)
         progress('%s done: %d file(s) of %s changed'
-                 % (verb, sum(current[f] != wanted[f] for f in self.files),
-                    self.root))
+                 % (verb, changed, self.root))
         return True
+
+    def _new_stamp(self, after):
+        created = {rel: _digest(after[rel]) for rel in self.series.created}
+        return json.dumps({'series': self.series.name,
+                           'nova_version': self.version,
+                           'created': created}, indent=1,
+                          sort_keys=True).encode()
 
     def _check_writable(self):
         # os.replace needs the directory writable; check all before writing.
@@ -226,7 +330,7 @@ class PatchedTree(object):
             for rel, data in current.items()}).encode())
         done = []
         try:
-            for rel in self.files:
+            for rel in current:
                 if current[rel] != wanted[rel]:
                     self._write(rel, wanted[rel])
                     done.append(rel)

@@ -59,14 +59,20 @@ def listed_test_modules():
     return tox['nova']['test_modules'].split()
 
 
-def tested_nova_version():
-    """The Nova of the tox envs (upper-constraints.txt): nova-patched runs
-    its series; other series are checked against their own Nova."""
-    for line in (ROOT / 'upper-constraints.txt').read_text().splitlines():
-        name, _, version = line.partition('==')
-        if name.strip().lower() == 'nova':
-            return version.strip()
-    raise AssertionError('upper-constraints.txt pins no nova')
+def tested_nova_versions():
+    """The Nova of every release line the tox envs run on
+    (constraints/nova-<release>.txt, NMG_NOVA_RELEASE): nova-patched runs
+    the same module list on each, with each one's series; the 21.x series
+    is checked against its own Nova."""
+    versions = []
+    for path in sorted((ROOT / 'constraints').glob('nova-*.txt')):
+        pins = [line.partition('==')[2].strip()
+                for line in path.read_text().splitlines()
+                if line.partition('==')[0].strip().lower() == 'nova']
+        if len(pins) != 1:
+            raise AssertionError('%s pins nova %d times' % (path, len(pins)))
+        versions.extend(pins)
+    return versions
 
 
 def _module_of_test_file(path):
@@ -85,7 +91,8 @@ class NovaTestListTestCase(testtools.TestCase):
     def setUp(self):
         super().setUp()
         self.listed = listed_test_modules()
-        self.series = [series_mod.series_for(tested_nova_version())]
+        self.series = [series_mod.series_for(version)
+                       for version in tested_nova_versions()]
 
     def _unlisted(self, entries_of, table_name):
         """Problems of {what: entries or None}, one line each."""

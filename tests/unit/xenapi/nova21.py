@@ -97,7 +97,8 @@ def tree_from_env(testcase):
         testcase.fail('%s=%s holds no nova/virt/xenapi: not a nova %s tree'
                       % (ENV, path, NOVA_VERSION))
     series = series_mod.series_for(NOVA_VERSION)
-    state, _count = tree_mod.PatchedTree(root, series).status()
+    state, _count = tree_mod.PatchedTree(
+        series_mod.NovaTree(root, NOVA_VERSION), series).status()
     if state != tree_mod.APPLIED:
         testcase.fail('%s=%s: series %s is %s, not applied (run '
                       'tools/check-nova21-series.sh)'
@@ -120,7 +121,9 @@ def stock_sources(root):
                 if (root / rel).is_file():
                     (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(root / rel, tmp / rel)
-            tree_mod.PatchedTree(tmp, series).revert(progress=lambda *a: None)
+            stock = series_mod.NovaTree(tmp, NOVA_VERSION)
+            tree_mod.PatchedTree(stock, series).revert(
+                progress=lambda *a: None)
             _STOCK_CACHE[root] = {
                 rel: (tmp / rel).read_text() for rel in series.files
                 if (tmp / rel).is_file()}
