@@ -106,12 +106,6 @@ def stop(*services, timeout=30):
     return [s.name for s in running]
 
 
-def kill(started, sig=signal.SIGKILL):
-    """Send ``sig`` to the service's main process only (crash tests)."""
-    if alive(started):
-        os.kill(started.pid, sig)
-
-
 def port_taken(port, address='127.0.0.1'):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

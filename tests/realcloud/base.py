@@ -14,7 +14,6 @@ import time
 import testtools
 
 from nova_migration_guard.realcloud import cloud as cloud_mod
-from nova_migration_guard.realcloud import processes
 
 STATE = os.environ.get('NMG_REALCLOUD_STATE')
 FINAL_MIGRATION_STATUSES = frozenset((
@@ -169,8 +168,3 @@ class ServiceLogs(object):
                 if rid in text:
                     found[rid].append(name)
         return found
-
-
-def alive(cloud, name):
-    started = cloud.process(name)
-    return started is not None and processes.alive(started)
