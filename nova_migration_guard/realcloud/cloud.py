@@ -23,6 +23,7 @@ import time
 import urllib.error
 import urllib.request
 
+from nova_migration_guard.embedded import processes as embedded_processes
 from nova_migration_guard.realcloud import processes
 from nova_migration_guard import report
 
@@ -375,16 +376,9 @@ class Cloud(object):
             self.bin('/usr/lib/rabbitmq/bin/rabbitmq-server')], env=env)
 
     def _start_etcd(self):
-        client = self.url('etcd')
-        peer = self.url('etcd-peer')
-        return self._start('etcd', [
-            self.bin('etcd'), '--name', 'realcloud',
-            '--data-dir', self.path('etcd'),
-            '--listen-client-urls', client, '--advertise-client-urls', client,
-            '--listen-peer-urls', peer,
-            '--initial-advertise-peer-urls', peer,
-            '--initial-cluster', 'realcloud=' + peer,
-            '--initial-cluster-state', 'new', '--log-level', 'warn'])
+        return self._start('etcd', embedded_processes.etcd_command(
+            self.bin('etcd'), 'realcloud', self.path('etcd'),
+            self.port('etcd'), self.port('etcd-peer')))
 
     def _gunicorn(self, name, app, env, workers=2):
         return self._start(name, [
@@ -471,9 +465,8 @@ class Cloud(object):
                                                   domain_id='default')
         demo = identity.create_project(name='demo', domain_id='default')
         roles = {r.name: r for r in identity.roles()}
-        for name in ('service',):
-            if name not in roles:
-                roles[name] = identity.create_role(name=name)
+        if 'service' not in roles:
+            roles['service'] = identity.create_role(name='service')
         for name in SERVICE_USERS:
             user = identity.create_user(
                 name=name, password=self.password('service'),

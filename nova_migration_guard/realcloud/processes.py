@@ -13,10 +13,6 @@ import socket
 import subprocess
 import time
 
-from nova_migration_guard.embedded import processes as embedded_processes
-
-tail = embedded_processes.tail
-
 
 class CloudError(Exception):
     """The cloud cannot start or answer; str() is one line for the
