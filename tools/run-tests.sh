@@ -65,12 +65,12 @@ run_env() {  # name, time limit (s): full output in $OUT/<name>.log
     [ $rc = 124 ] && echo "tox -e $env: timed out after ${limit}s"
     # Envs that rerun failures write the combined stream themselves.
     [ -s "$OUT/$env.subunit" ] || \
-        "$TOP/.tox/$env/bin/stestr" last --subunit > "$OUT/$env.subunit" 2>/dev/null
+        "$TOP/.tox/$env/bin/stestr" --repo-url "$TOP/.tox/$env" last --subunit > "$OUT/$env.subunit" 2>/dev/null
     grep '^FLAKY' "$OUT/$env.log"
     grep -E '^(=+|Totals| - (Passed|Failed|Skipped)|Sum of execute time)' "$OUT/$env.log" | tail -n 8
     if [ $rc != 0 ]; then
         echo "--- tox -e $env failed (exit $rc): failing tests, then the log's end"
-        "$TOP/.tox/$env/bin/stestr" failing 2>/dev/null | tail -n 300
+        "$TOP/.tox/$env/bin/stestr" --repo-url "$TOP/.tox/$env" failing 2>/dev/null | tail -n 300
         tail -n 40 "$OUT/$env.log"
     fi
     return $rc

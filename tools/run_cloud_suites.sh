@@ -8,12 +8,14 @@
 set -u
 export NMG_DEVSTACK_IMAGE=${NMG_DEVSTACK_IMAGE:-realcloud-image}
 export NMG_DEVSTACK_FLAVOR=${NMG_DEVSTACK_FLAVOR:-realcloud.small}
+# The tox environment's own stestr repository (see run_nova_tests.sh).
+stestr=(stestr --repo-url "${VIRTUAL_ENV:-$PWD}")
 status=0
 [ -n "${NMG_SUBUNIT:-}" ] && : > "$NMG_SUBUNIT"
 for suite in devstack realcloud; do
     args=()
     [ "$suite" = realcloud ] && args=("$@")
-    stestr --test-path "./tests/$suite" run --serial "${args[@]}" || status=1
-    [ -n "${NMG_SUBUNIT:-}" ] && stestr last --subunit >> "$NMG_SUBUNIT"
+    "${stestr[@]}" --test-path "./tests/$suite" run --serial "${args[@]}" || status=1
+    [ -n "${NMG_SUBUNIT:-}" ] && "${stestr[@]}" last --subunit >> "$NMG_SUBUNIT"
 done
 exit $status

@@ -10,7 +10,7 @@
 # --serial: the scenarios share the cloud's computes (and the audit reads the
 # whole cloud), so they run one after another.
 set -u
-tests=(stestr --test-path ./tests/devstack run --serial "$@")
+tests=(stestr --repo-url "${VIRTUAL_ENV:-$PWD}" --test-path ./tests/devstack run --serial "$@")
 if [ -n "${OS_CLOUD:-}" ] || [ "${NMG_DEVSTACK_EMBEDDED:-0}" = 1 ]; then
     exec "${tests[@]}"
 fi

@@ -11,7 +11,11 @@
 # nova.tests.functional (whose import applies eventlet monkey patching) makes
 # functional live migration tests time out, on stock Nova as well.
 set -uo pipefail
-run=(stestr --test-path ./tests/nova_subset)
+# Each tox environment keeps its own stestr repository (in the env's
+# directory): environments that run side by side in tools/run-tests.sh must
+# not read each other's "last" run or failures.
+stestr=(stestr --repo-url "${VIRTUAL_ENV:-$PWD}")
+run=("${stestr[@]}" --test-path ./tests/nova_subset)
 modules=${NOVA_TEST_MODULES:-}
 other=$(printf '%s\n' $modules | grep -v '^nova\.tests\.\(unit\|functional\)\.')
 if [ -n "$other" ]; then
@@ -28,15 +32,15 @@ for group in unit functional; do
     echo "=== Nova's $group tests"
     "${run[@]}" run --concurrency 2 "$@"
     rc=$?
-    stestr last --subunit > "$tmp/$group-first" 2>/dev/null
+    "${stestr[@]}" last --subunit > "$tmp/$group-first" 2>/dev/null
     if [ $rc != 0 ]; then
-        stestr failing --list 2>/dev/null | grep -v '^$' > "$tmp/failing"
+        "${stestr[@]}" failing --list 2>/dev/null | grep -v '^$' > "$tmp/failing"
         n=$(wc -l < "$tmp/failing")
         if [ "$n" -gt 0 ] && [ "$n" -le 20 ]; then
             echo "=== rerunning $n failing Nova $group test(s) serially"
             "${run[@]}" run --serial --load-list "$tmp/failing"
             rc=$?
-            stestr last --subunit > "$tmp/$group-rerun" 2>/dev/null
+            "${stestr[@]}" last --subunit > "$tmp/$group-rerun" 2>/dev/null
             [ $rc = 0 ] && sed 's/^/FLAKY (passed on rerun): /' "$tmp/failing"
         fi
     fi

@@ -9,6 +9,7 @@ CI=true, where that is a failure: CI must run this tier.
 import os
 
 from oslotest import base
+from testtools import content
 
 from nova_migration_guard.embedded.real_libvirt import cloud
 from nova_migration_guard.embedded.real_libvirt import guest_image
@@ -44,9 +45,26 @@ class RealLibvirtTestCase(base.BaseTestCase):
     def create_guest(self, conn, name, console_dir, memory_mib=128,
                      **dirty):
         """Define and start a guest on conn; returns (domain, console log
-        path).  dirty takes dirty_mb, dirty_rate and dirty_spin."""
-        return guests.create(conn, self.image, name, console_dir,
-                             memory_mib=memory_mib, **dirty)
+        path).  dirty takes dirty_mb, dirty_rate and dirty_spin.
+
+        If the test fails, the guest's whole serial console and each
+        host's QEMU log of it are attached: a guest that panicked or a
+        QEMU that restarted shows there, not in a 500-character tail."""
+        domain, console = guests.create(conn, self.image, name, console_dir,
+                                        memory_mib=memory_mib, **dirty)
+        self.addOnException(lambda exc_info: self._attach_guest_logs(
+            name, console))
+        return domain, console
+
+    def _attach_guest_logs(self, name, console):
+        self.addDetail('console %s' % name, content.text_content(
+            guests.console(console)))
+        hosts = getattr(self, 'hosts', None)
+        for host in (hosts.a, hosts.b) if hosts else ():
+            self.addDetail('qemu log %s on %s' % (name, host.name),
+                           content.text_content(guests.console(
+                               os.path.join(host.dir, 'log', 'qemu',
+                                            '%s.log' % name))))
 
     def start_guest(self, conn, name, console_dir, **kwargs):
         """create_guest(), then wait until the guest booted."""
