@@ -87,7 +87,7 @@ realcloud_pid=$!
 run_env nova-patched 1800 || status=1
 wait $realcloud_pid || status=1
 cat "$OUT/realcloud.report"
-run_env real-libvirt 1200 || status=1
+run_env real-libvirt 1500 || status=1
 
 step "summary"
 .tox/unit/bin/python tools/subunit_summary.py \
