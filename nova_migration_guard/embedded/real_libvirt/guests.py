@@ -54,12 +54,27 @@ def last_heartbeat(console_path):
     return int(beats[-1]) if beats else -1
 
 
+def boots(console_path):
+    """How many times the guest booted: the console is appended to across
+    a reboot (a guest kernel panic reboots it, panic=-1), and heartbeats
+    start again from 0 after one."""
+    return console(console_path).count('GUEST-UP')
+
+
 def wait_for_heartbeat_after(console_path, number, timeout=20.0):
-    """Wait until the guest printed a heartbeat numbered above number."""
+    """Wait until the guest printed a heartbeat numbered above number,
+    in the boot that printed it."""
     deadline = time.monotonic() + timeout
+    booted = boots(console_path)
     while last_heartbeat(console_path) <= number:
+        if boots(console_path) != booted:
+            raise GuestError('the guest rebooted after heartbeat #%d (its '
+                             'kernel panicked or it was reset); console '
+                             'tail: %s' % (number,
+                                           console(console_path)[-2000:]))
         if time.monotonic() > deadline:
-            raise GuestError('no heartbeat after #%d within %s s; console '
-                             'tail: %s' % (number, timeout,
-                                           console(console_path)[-500:]))
+            raise GuestError('no heartbeat after #%d within %s s (booted '
+                             '%d times); console tail: %s' % (
+                                 number, timeout, boots(console_path),
+                                 console(console_path)[-500:]))
         time.sleep(0.1)
