@@ -21,8 +21,10 @@ import collections
 JOB_UNBOUNDED = 2
 
 #: One memory pass: its number, what it had to send when it started
-#: (bytes), and the transfer rate last seen during it (bytes/s).
-Pass = collections.namedtuple('Pass', 'iteration left_bytes bandwidth_bps')
+#: (bytes), the transfer rate last seen during it (bytes/s) and when it was
+#: first sampled (the job's ``time_elapsed``, ms).
+Pass = collections.namedtuple(
+    'Pass', 'iteration left_bytes bandwidth_bps started_ms', defaults=(0,))
 
 
 def passes(samples):
@@ -40,9 +42,13 @@ def passes(samples):
         left = sample.get('memory_remaining', 0)
         rate = sample.get('memory_bps', 0)
         known = seen.get(iteration)
-        seen[iteration] = Pass(
-            iteration, max(left, known.left_bytes if known else 0),
-            rate or (known.bandwidth_bps if known else 0))
+        if known is None:
+            seen[iteration] = Pass(iteration, left, rate,
+                                   sample.get('time_elapsed', 0))
+        else:
+            seen[iteration] = known._replace(
+                left_bytes=max(left, known.left_bytes),
+                bandwidth_bps=rate or known.bandwidth_bps)
     return list(seen.values())
 
 

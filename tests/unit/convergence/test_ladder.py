@@ -41,31 +41,34 @@ class DirtyingGuestTest(testtools.TestCase):
     def replay(self, policy, **kwargs):
         return replay(policy, self.trace, 'A', 'dirty', 256 * MIB, **kwargs)
 
-    def test_downtime_raised_once_the_passes_stall(self):
-        steps = self.replay(policies.BUILTIN['minimal-downtime'])
-        self.assertEqual([(ladder.SET_DOWNTIME, 1000)],
-                         [(s.action, s.value) for _, s in steps])
+    def test_no_downtime_step_when_none_can_fit(self):
+        # 117 MiB at 30 MiB/s fits none of 500, 1000 and 2000 ms: no
+        # downtime step is taken.  Without a probe the passes only bound
+        # the dirty rate from below (26 MiB/s, under the 27 that shrinks
+        # the passes): waited for until they stalled over 3 passes.
+        steps = self.replay(policies.BUILTIN['minimal-downtime'],
+                            post_copy=True)
+        self.assertEqual([ladder.POST_COPY], [s.action for _, s in steps])
         reason = steps[0][1].reason
-        # The numbers that triggered it: the pass, what it had to send
-        # (the cap's 30 MiB/s could not send it in 500 ms).
-        self.assertIn('stalled over 3 passes: pass 5 started with '
-                      '117.3 MiB', reason)
-        self.assertIn('allowed downtime 500 ms', reason)
+        self.assertIn('stalled over 3 passes although predicted '
+                      'converging', reason)
+        self.assertIn('117.3 MiB dirty at the pass start, dirtied at 26.0 '
+                      'MiB/s (passes, a lower bound), sent at 30.0 MiB/s',
+                      reason)
 
-    def test_every_rung_then_post_copy_or_abort(self):
+    def test_each_policys_last_resort_and_nothing_before(self):
         for name, post_copy, last in (
                 # The default: post-copy where the migration allows it...
                 ('minimal-downtime', True, ladder.POST_COPY),
                 # ...else (vPMEM) abort, as pre-copy-only always does.
                 ('minimal-downtime', False, ladder.ABORT),
-                ('pre-copy-only', True, ladder.ABORT)):
-            quick = dataclasses.replace(policies.BUILTIN[name],
-                                        stall_passes=1,
-                                        downtime_steps_ms=(500, 1000))
+                ('pre-copy-only', True, ladder.ABORT),
+                ('post-copy', True, ladder.POST_COPY),
+                ('suspend-workload', False, ladder.PAUSE)):
             steps = [(s.action, s.value)
-                     for _, s in self.replay(quick, post_copy=post_copy)]
-            self.assertEqual([(ladder.SET_DOWNTIME, 1000), (last, None)],
-                             steps, name)
+                     for _, s in self.replay(policies.BUILTIN[name],
+                                             post_copy=post_copy)]
+            self.assertEqual([(last, None)], steps, name)
 
     def test_deadline_takes_the_policys_last_resort(self):
         for name, post_copy, expected in (
@@ -162,28 +165,35 @@ class SyntheticTest(testtools.TestCase):
 
 
 class AutoConvergeTest(testtools.TestCase):
-    """After its last downtime step, a policy with auto-converge waits
-    while QEMU is still raising the CPU throttle."""
+    """With auto-converge, the policy waits while the throttle is predicted
+    to win (QEMU raising it towards what the dirty rate needs), and takes
+    its last resort when not even QEMU's maximum would do."""
 
     def samples(self, throttle):
+        # 120 MiB at the start of every pass (saturated), 15 MiB/s: each
+        # pass lasts 8 s.
         return [{'type': 2, 'memory_iteration': i,
                  'memory_remaining': 120 * MIB, 'memory_bps': 15 * MIB,
-                 'auto_converge_throttle': throttle} for i in range(1, 9)]
+                 'time_elapsed': 8000 * i,
+                 'auto_converge_throttle': throttle} for i in range(1, 5)]
 
-    def decide(self, throttle, name='minimal-downtime', post_copy=True):
+    def decide(self, throttle, probe_mib_s, name='minimal-downtime',
+               post_copy=True):
         policy = policies.BUILTIN[name]
-        progress = ladder.start(0)._replace(
-            downtime_index=len(policy.downtime_steps_ms) - 1)
-        return ladder.decide(policy, progress, self.samples(throttle), 10,
-                             256 * MIB, post_copy_possible=post_copy)[0]
+        return ladder.decide(policy, ladder.start(0), self.samples(throttle),
+                             40, 256 * MIB, post_copy_possible=post_copy,
+                             probe_dirty_bps=probe_mib_s * MIB)[0]
 
-    def test_waits_while_the_throttle_rises(self):
-        step = self.decide(60)
+    def test_waits_while_the_throttle_can_win(self):
+        # 20 MiB/s against 15: 33 % needed, two raises above the 20 % now.
+        step = self.decide(20, 20)
         self.assertEqual(ladder.WAIT, step.action)
-        self.assertIn('auto-converge throttling the guest at 60%',
-                      step.reason)
+        self.assertIn('throttle: throttle 33% (now 20%) reached in 4 '
+                      'passes', step.reason)
 
-    def test_last_resort_once_the_throttle_is_at_its_maximum(self):
-        self.assertEqual(ladder.POST_COPY, self.decide(99).action)
+    def test_last_resort_when_not_even_the_maximum_would_do(self):
+        step = self.decide(20, 2000)
+        self.assertEqual(ladder.POST_COPY, step.action)
+        self.assertIn('not even a 99% throttle would do', step.reason)
         self.assertEqual(ladder.ABORT,
-                         self.decide(99, name='pre-copy-only').action)
+                         self.decide(20, 2000, name='pre-copy-only').action)

@@ -45,13 +45,16 @@ class UpRefusesTest(testtools.TestCase):
             cloud_mod.Cloud, 'missing_commands', return_value=[]))
 
     def test_taken_port_named(self):
+        # A base whose ports are all free (the ports next to an ephemeral
+        # one can be anybody's), then the etcd one taken.
+        base = next(base for base in range(20000, 30000, 50) if not any(
+            processes.port_taken(base + offset)
+            for offset in cloud_mod.PORTS.values()))
+        port = base + cloud_mod.PORTS['etcd']
         with socket.socket() as sock:
-            sock.bind(('127.0.0.1', 0))
+            sock.bind(('127.0.0.1', port))
             sock.listen(1)
-            port = sock.getsockname()[1]
-            # The etcd port (offset 9) is the taken one.
-            cloud = cloud_mod.Cloud(self.state,
-                                    base_port=port - cloud_mod.PORTS['etcd'])
+            cloud = cloud_mod.Cloud(self.state, base_port=base)
             exc = self.assertRaises(cloud_mod.CloudError, cloud.up)
         self.assertEqual(
             'port %d (etcd) on 127.0.0.1 is taken: stop what listens there '
