@@ -106,8 +106,11 @@ def rates(memory_passes, probe_dirty_bps=None):
     latest = later[-1]
     observed, saturated = None, True
     for before, after in zip(later, later[1:]):
-        seconds = (after.started_ms - before.started_ms) / 1000.0
-        if after.iteration == before.iteration + 1 and seconds > 0:
+        # A monitor that samples less often than passes end misses some:
+        # the passes in between are taken as equally long.
+        seconds = ((after.started_ms - before.started_ms) / 1000.0 /
+                   (after.iteration - before.iteration))
+        if seconds > 0:
             observed = after.left_bytes / seconds
             saturated = after.left_bytes >= (1 - MARGIN) * before.left_bytes
     if observed is not None and not saturated:

@@ -6,9 +6,14 @@
   policy may use it.  They are added to the one migrate call of this
   migration (a wrapper of its Guest), not to the driver's flags, which
   other migrations share.
+* Right before the migrate call, the dirty-rate probe: libvirt's dirty-rate
+  calculation (QEMU's page sampling over one second), whose result is read
+  during the migration; it sees the guest's write rate where the passes,
+  once the guest's working set saturates, cannot.
 * While it runs, Nova's own monitor loop asks, at each job-stats sample,
   the ``live_migration_next_action`` hook point (patch 0011): the sample
-  goes to ``ladder.decide`` and the Step, logged with its numbers and
+  (and the probe's rate) goes to ``ladder.decide`` and the Step, logged
+  with its numbers and
   recorded (``convergence.record``), goes back to Nova's loop as its
   MonitorAction, which Nova carries out in place of its completion
   timeout and downtime steps (set the downtime, switch to post-copy,
@@ -33,6 +38,11 @@ GUARD = 'convergence'
 SAMPLE_FIELDS = ('type', 'memory_iteration', 'memory_remaining',
                  'memory_bps', 'memory_total', 'memory_processed',
                  'downtime', 'time_elapsed')
+#: The dirty-rate probe's measuring time (s; libvirt's minimum).
+PROBE_SECONDS = 1
+# libvirt's VIR_DOMAIN_STATS_DIRTYRATE and VIR_DOMAIN_DIRTYRATE_MEASURED.
+_STATS_DIRTYRATE = 512
+_DIRTYRATE_MEASURED = 2
 
 
 def enabled():
@@ -78,16 +88,49 @@ def start_params(libvirt, policy):
     }
 
 
+def start_dirty_rate_probe(domain):
+    """Ask QEMU to measure how fast the guest dirties its memory over the
+    next PROBE_SECONDS (libvirt's dirty-rate calculation, page sampling).
+    Started right before the migrate call: libvirt refuses to start it
+    while the migration job runs, but one started before goes on, and its
+    result can be read during the migration.  False where libvirt or QEMU
+    cannot measure (libvirt < 7.2, QEMU < 5.2)."""
+    try:
+        domain.startDirtyRateCalc(PROBE_SECONDS, 0)
+    except Exception as exc:  # libvirtError, or a binding without it
+        LOG.info('No dirty-rate probe for this live migration (%s): the '
+                 'convergence policy decides from the passes alone', exc)
+        return False
+    return True
+
+
+def dirty_rate_probe(domain):
+    """The probe's result (bytes/s), None while it measures or when
+    libvirt does not say."""
+    try:
+        stats = domain.connect().domainListGetStats(
+            [domain], _STATS_DIRTYRATE)[0][1]
+    except Exception:
+        return None
+    if stats.get('dirtyrate.calc_status') != _DIRTYRATE_MEASURED:
+        return None
+    return stats.get('dirtyrate.megabytes_per_second', 0) * ladder.MIB
+
+
 class GuestForPolicy(object):
     """A Guest whose migrate() adds one migration's flags and parameters
-    (the driver's own flags are shared by all its migrations)."""
+    (the driver's own flags are shared by all its migrations) and first
+    calls ``before_migrate`` with its libvirt domain."""
 
-    def __init__(self, guest, flags, params):
+    def __init__(self, guest, flags, params, before_migrate=None):
         self._guest = guest
         self._flags = flags
         self._params = params
+        self._before_migrate = before_migrate
 
     def migrate(self, *args, **kwargs):
+        if self._before_migrate is not None:
+            self._before_migrate(self._guest._domain)
         kwargs['flags'] = kwargs.get('flags', 0) | self._flags
         # Nova's Guest.migrate builds the parameters itself: hand it a copy
         # whose domain adds ours to them.
@@ -124,6 +167,11 @@ class Run(object):
         self.samples = []
         # Nova's monitor counts elapsed seconds from its own start.
         self.progress = ladder.start(0.0)
+        self.probing = False
+        self.probe_dirty_bps = None
+
+    def start_probe(self, domain):
+        self.probing = start_dirty_rate_probe(domain)
 
     def next_action(self, context, instance, guest, migration, info,
                     elapsed, data_gb):
@@ -131,6 +179,12 @@ class Run(object):
         sample = {f: getattr(info, f, 0) for f in SAMPLE_FIELDS}
         sample['auto_converge_throttle'] = auto_converge_throttle(guest)
         self.samples.append(sample)
+        if self.probing and self.probe_dirty_bps is None:
+            self.probe_dirty_bps = dirty_rate_probe(guest._domain)
+            if self.probe_dirty_bps is not None:
+                LOG.info('Dirty-rate probe: the guest dirties %.1f MiB/s',
+                         self.probe_dirty_bps / ladder.MIB,
+                         instance=instance)
         if len(self.samples) == 1:
             # Where Nova's monitor sets its first downtime step.
             return libvirt_migrate.MonitorAction(
@@ -138,7 +192,8 @@ class Run(object):
                 self.policy.downtime_steps_ms[0])
         step, self.progress = ladder.decide(
             self.policy, self.progress, self.samples, elapsed,
-            data_gb * ladder.GIB, post_copy_possible=self.post_copy_possible)
+            data_gb * ladder.GIB, post_copy_possible=self.post_copy_possible,
+            probe_dirty_bps=self.probe_dirty_bps)
         if step.action != ladder.WAIT:
             LOG.warning('Convergence: %s%s: %s', step.action,
                         ' %s ms' % step.value if step.value else '',

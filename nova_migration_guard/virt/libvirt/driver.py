@@ -216,7 +216,8 @@ class GuardedLibvirtDriver(libvirt_driver.LibvirtDriver):
             guest = convergence.GuestForPolicy(
                 guest, convergence.start_flags(
                     _libvirt(), run.policy, run.post_copy_possible),
-                convergence.start_params(_libvirt(), run.policy))
+                convergence.start_params(_libvirt(), run.policy),
+                before_migrate=run.start_probe)
         return super()._live_migration_operation(
             context, instance, dest, block_migration, migrate_data, guest,
             device_names)
