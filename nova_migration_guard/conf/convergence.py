@@ -41,7 +41,11 @@ Extra named policies, one per line: ``NAME:BASE,key=value,...``, where BASE is
 a built-in policy and the keys are downtime_steps_ms (e.g. 500/1000/3000),
 stall_passes, auto_converge, post_copy, pause (true/false),
 auto_converge_initial and auto_converge_increment (CPU throttle %, 1-99)
-and seconds_per_gib. Example: ``gold:post-copy,seconds_per_gib=120``. Add one
+and seconds_per_gib. stall_passes is the policy's patience: the passes a
+predicted convergence may take, the raises the CPU throttle may need
+before post-copy or pause is preferred, and the stalled passes that
+refute a prediction; raise it for guests whose write rate varies a lot
+between passes. Example: ``gold:post-copy,seconds_per_gib=120``. Add one
 when the built-in policies do not fit a class of guests; flavors and images
 then name it. Takes effect without a restart (SIGHUP); an invalid entry at
 a reload is logged as an error and the last valid policies stay in force.

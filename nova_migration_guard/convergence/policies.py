@@ -29,7 +29,9 @@ class Policy:
     name: str
     #: Allowed downtime steps (ms), raised one step per stalled stretch.
     downtime_steps_ms: tuple = (500, 1000, 2000)
-    #: Passes without enough progress before the next rung.
+    #: The policy's patience (convergence.predictor): the passes a
+    #: predicted convergence may take, the throttle raises it may wait for
+    #: (twice as many passes), the stalled passes that refute a prediction.
     stall_passes: int = 3
     #: Auto-converge: QEMU throttles the guest's vCPUs while its dirty
     #: rate outruns the copy, starting at ``auto_converge_initial`` % and
