@@ -24,7 +24,8 @@ MICROVERSION = '2.80'
 
 class RealCloudTestCase(testtools.TestCase):
 
-    #: [migration_guard] guards the Nova services must run with.
+    #: [migration_guard] guards the Nova services must run with; None:
+    #: whichever they run with (the test starts its own processes).
     GUARDS = ()
 
     @classmethod
@@ -35,7 +36,8 @@ class RealCloudTestCase(testtools.TestCase):
                 'no real cloud: run through tox -e realcloud '
                 '(NMG_REALCLOUD_STATE unset)')
         cls.cloud = cloud_mod.Cloud.load(STATE)
-        if list(cls.cloud.state['guards']) != list(cls.GUARDS):
+        if (cls.GUARDS is not None and
+                list(cls.cloud.state['guards']) != list(cls.GUARDS)):
             cls.cloud.restart_nova(list(cls.GUARDS))
 
     def setUp(self):
