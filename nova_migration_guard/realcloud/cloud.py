@@ -681,8 +681,9 @@ class Cloud(object):
 
     @staticmethod
     def kill(started):
-        """SIGKILL a process this process started, as a crash or an
-        operator's kill -9 does; returns its exit status."""
+        """SIGKILL a process of the cloud, as a crash or an operator's
+        kill -9 does; returns its exit status when this process started
+        it."""
         return processes.kill(started)
 
     @staticmethod

@@ -103,13 +103,20 @@ def stop(*services, timeout=30):
     return [s.name for s in running]
 
 
-def kill(started):
-    """SIGKILL ``started``'s process group; returns its exit status."""
-    try:
-        os.killpg(started.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    return exit_status(started, timeout=10)
+def kill(started, timeout=10):
+    """SIGKILL ``started``'s process group; returns its exit status when
+    this process started it (None otherwise), once it is gone."""
+    if alive(started):
+        try:
+            os.killpg(started.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    if started.pid in _children:
+        return exit_status(started, timeout)
+    deadline = time.monotonic() + timeout
+    while alive(started) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return None
 
 
 def exit_status(started, timeout=0):

@@ -37,9 +37,8 @@ HOST = 'compute4'
 BACKUP = 'compute4-ha'
 ROUNDS = 20
 MAX_SPREAD = 0.6
-# The longest a holder runs before it is killed, from the moment it holds
-# its lease: covers its wait of one TTL, its manager's start and its run.
-MAX_HOLD = 8.0
+# The longest a holder acts as the compute before it is killed.
+MAX_RUN = 2.0
 LOCK_TTL = 3
 HOLDS = 'holds its identity lease compute.%s' % HOST
 STANDING_BY = 'waits as a hot standby'
@@ -128,11 +127,14 @@ class _SameIdentity(base.RealCloudTestCase):
         return started
 
     def wait_for_log(self, started, text, timeout=120):
+        self.wait_until(lambda: text in _read(started), '%s logged %r (%s)'
+                        % (started.name, text, started.log), timeout)
+
+    def wait_until(self, predicate, what, timeout=120):
         deadline = time.monotonic() + timeout
-        while text not in _read(started):
+        while not predicate():
             if time.monotonic() > deadline:
-                self.fail('%s did not log %r in %d s; see %s'
-                          % (started.name, text, timeout, started.log))
+                self.fail('not after %d s: %s' % (timeout, what))
             time.sleep(0.2)
 
     def wait_for_any_log(self, candidates, text, timeout=120):
@@ -172,10 +174,17 @@ class GuardedSameIdentityTest(_SameIdentity):
         holder, = self.wait_for_any_log(waiting, HOLDS)
         waiting.remove(holder)
         for round_no in range(ROUNDS):
-            time.sleep(rng.uniform(0, MAX_HOLD))
+            # Half the holders are killed before they act as the compute
+            # (in their wait of one TTL or while the manager loads), half
+            # while they act.
+            if round_no % 4 < 2:
+                time.sleep(rng.uniform(0, LOCK_TTL))
+            else:
+                self.wait_until(lambda: write_period(holder), holder.name)
+                time.sleep(rng.uniform(0, MAX_RUN))
             spread = 0.0 if round_no % 2 == 0 else rng.uniform(0, MAX_SPREAD)
-            killed_in = ('running' if 'Join ServiceGroup membership' in
-                         _read(holder) else 'starting')
+            killed_in = ('writing' if write_period(holder)
+                         else 'not writing yet')
             status = self.cloud.kill(holder)
             if spread:
                 time.sleep(spread)
@@ -185,8 +194,8 @@ class GuardedSameIdentityTest(_SameIdentity):
             rounds.append({
                 'round': round_no,
                 'start': 'spread %.2f s' % spread if spread else 'together',
-                'killed': '%s (%s, exit %s)' % (holder.name, killed_in,
-                                                 status),
+                'killed': holder.name, 'killed while': killed_in,
+                'exit': status,
                 'holds': winner.name,
                 'winner': ('the standby' if winner is waiting[0]
                            else 'the new process'),
@@ -212,14 +221,14 @@ class GuardedSameIdentityTest(_SameIdentity):
             '%s: %s' % (name, period and '%s .. %s' % period)
             for name, period in periods)))
         self.assertEqual([], overlaps(periods))
-        # Each holder wrote, and only holders did (the standbys and the
-        # refused process never acted as the compute).
+        # Only holders wrote (the standbys and the refused process never
+        # acted as the compute), and the takeovers include killed writers.
         writers = [name for name, period in periods if period]
-        self.assertEqual(len(writers), len(set(writers)))
         for started in self.started:
-            self.assertEqual(HOLDS in _read(started),
-                             write_period(started) is not None, started.name)
-        self.assertGreater(len(writers), ROUNDS // 2)
+            if started.name in writers:
+                self.assertIn(HOLDS, _read(started), started.name)
+        self.assertGreater(
+            sum(1 for r in rounds if r['killed while'] == 'writing'), 0)
         self.assert_guest_kept()
         winners = [r['winner'] for r in rounds]
         self.addDetail('summary', content.text_content(
