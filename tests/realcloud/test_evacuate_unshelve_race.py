@@ -37,11 +37,16 @@ def policy_kept(outcome):
     return len(placed) == len(set(placed))
 
 
+def mover(race, movers, kind):
+    return movers[race.KINDS.index(kind)]
+
+
 class _EvacuateRace(_MoveRace):
-    KINDS = ('evacuate', 'cold')
+    KINDS = ('cold', 'evacuate')
 
     def prepare(self, movers):
-        self.down_host = self.server(movers[0]).compute_host
+        self.down_host = self.server(mover(self, movers,
+                                           'evacuate')).compute_host
         self.cloud.kill(self.cloud.process('nova-compute-%s'
                                            % self.down_host))
         self.update_compute_service(self.down_host, forced_down=True)
@@ -65,20 +70,26 @@ class _EvacuateRace(_MoveRace):
 
 
 class _UnshelveRace(_MoveRace):
-    KINDS = ('unshelve', 'live')
+    # The unshelve second: its way to the scheduler is shorter than a live
+    # migration's (which first moves the instance's allocation in
+    # placement), so started first it lands before the live migration is
+    # scheduled, and no round races.
+    KINDS = ('live', 'unshelve')
 
     def prepare(self, movers):
-        self.former_host = self.server(movers[0]).compute_host
-        self.shelve_offload(movers[0])
+        shelved = mover(self, movers, 'unshelve')
+        self.former_host = self.server(shelved).compute_host
+        self.shelve_offload(shelved)
         self.update_compute_service(self.former_host, status='disabled')
 
     def restore(self, movers):
         self.update_compute_service(self.former_host, status='enabled')
-        if self.server(movers[0]).status == 'SHELVED_OFFLOADED':
-            status, _ = self.unshelve(movers[0])
+        shelved = mover(self, movers, 'unshelve')
+        if self.server(shelved).status == 'SHELVED_OFFLOADED':
+            status, _ = self.unshelve(shelved)
             self.assertEqual(202, status)
             self.assertEqual('ACTIVE',
-                             self.wait_until_settled(movers[0]).status)
+                             self.wait_until_settled(shelved).status)
 
 
 class _Guarded(object):
