@@ -72,6 +72,12 @@ class _MoveRace(base.RealCloudTestCase):
     def race_round(self, round_no):
         movers = self.rng.sample(self.members, 2)
         self.prepare(movers)
+        try:
+            return self._race(round_no, movers)
+        finally:
+            self.restore(movers)
+
+    def _race(self, round_no, movers):
         marks = {m.id: self.newest_migration_id(m) for m in movers}
         delay = 0.0 if round_no % 2 == 0 else self.rng.uniform(
             0, MAX_SPREAD)
@@ -101,6 +107,9 @@ class _MoveRace(base.RealCloudTestCase):
             'start': 'spread %.2f s' % delay if delay else 'together',
             'api': [status for status, _ in answers],
             'migrations': sorted(ends),
+            # In KINDS order: how each move ended, its member's status.
+            'moves': ['%s %s %s' % (kind, end, self.server(m).status)
+                      for kind, end, m in zip(self.KINDS, ends, movers)],
             'states': sorted(s.status for s in fresh),
             'hosts': sorted(s.compute_host or '-' for s in fresh),
             'conductors': [self._one(served.get(rid), 'conductor')
@@ -109,7 +118,6 @@ class _MoveRace(base.RealCloudTestCase):
                            for _, rid in answers],
         }
         self.rounds.append(outcome)
-        self.restore(movers)
         return outcome
 
     @staticmethod

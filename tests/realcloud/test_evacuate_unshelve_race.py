@@ -56,7 +56,6 @@ class _EvacuateRace(_MoveRace):
         log = self.cloud.log(name)
         offset = os.path.getsize(log)
         started = self.cloud.start_nova_service(name)
-        self.update_compute_service(self.down_host, forced_down=False)
         deadline = time.monotonic() + 180
         while True:
             with open(log, 'rb') as f:
@@ -67,6 +66,9 @@ class _EvacuateRace(_MoveRace):
                             '%s not up again; see %s' % (name, log))
             time.sleep(0.5)
         self.assertTrue(self.cloud.exit_status(started) is None)
+        # Nova forces a host up only once its restarted compute has
+        # completed the evacuations from it.
+        self.update_compute_service(self.down_host, forced_down=False)
 
 
 class _UnshelveRace(_MoveRace):
@@ -150,7 +152,7 @@ class StockEvacuateColdRaceTest(_Stock, _EvacuateRace):
     race)."""
 
     def assert_stock_failure(self, violated, errors):
-        self.assertGreater(errors, 0, 'stock never left an evacuee in ERROR')
+        self.assertIn('ERROR', self.rounds[-1]['moves'][1], self.rounds[-1])
 
 
 class GuardedUnshelveLiveRaceTest(_Guarded, _UnshelveRace):
@@ -165,4 +167,3 @@ class StockUnshelveLiveRaceTest(_Stock, _UnshelveRace):
         self.assertGreater(violated + errors, 0,
                            'stock kept the policy and every instance in '
                            '%d rounds' % ROUNDS)
-

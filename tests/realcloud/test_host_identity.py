@@ -42,7 +42,8 @@ MAX_RUN = 2.0
 LOCK_TTL = 3
 HOLDS = 'holds its identity lease compute.%s' % HOST
 STANDING_BY = 'waits as a hot standby'
-_LINE = re.compile(r'^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) \d+ (\w+) (\S+) ')
+_LINE = re.compile(
+    r'^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) \d+ (\w+) (\S+) ')
 # The loggers of a nova-compute acting as its compute.
 ACTING = ('nova.compute.', 'nova.service', 'nova.servicegroup.',
           'oslo_service.periodic_task', 'nova.scheduler.client.report',
@@ -117,8 +118,8 @@ class _SameIdentity(base.RealCloudTestCase):
         }
         for section, values in overrides.items():
             conf.setdefault(section, {}).update(values)
-        name = 'nova-compute-%s-%s-%02d' % (host, self.id().rsplit('.', 1)[1],
-                                             self.serial)
+        name = 'nova-compute-%s-%s-%02d' % (
+            host, self.id().rsplit('.', 1)[1], self.serial)
         # A log of this test's process only (an earlier run's is replaced).
         if os.path.exists(self.cloud.log(name)):
             os.unlink(self.cloud.log(name))
