@@ -148,11 +148,13 @@ class GuardedEvacuateColdRaceTest(_Guarded, _EvacuateRace):
 
 
 class StockEvacuateColdRaceTest(_Stock, _EvacuateRace):
-    """The README: an evacuee in ERROR (when the evacuation loses the
-    race)."""
+    """The README: an instance in ERROR, the move that lost the race (the
+    evacuee or the cold-migrated member: both were seen; ``moves`` in the
+    round's record says which)."""
 
     def assert_stock_failure(self, violated, errors):
-        self.assertIn('ERROR', self.rounds[-1]['moves'][1], self.rounds[-1])
+        self.assertGreater(errors, 0, 'stock left no instance in ERROR in '
+                           '%d rounds' % ROUNDS)
 
 
 class GuardedUnshelveLiveRaceTest(_Guarded, _UnshelveRace):

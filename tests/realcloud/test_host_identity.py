@@ -320,7 +320,8 @@ class GuardedHABackupTest(_HABackup):
         refusal = [line for line in _read(backup).splitlines()
                    if 'refuses to start' in line and
                    ' nova_migration_guard.' in line]
-        self.addDetail('refusal', content.text_content('\n'.join(refusal)))
+        self.addDetail('refusal', content.text_content(
+            'exit status %s\n%s' % (status, '\n'.join(refusal))))
         self.assertNotIn(status, (0, None))
         self.assertEqual(1, len(refusal), refusal)
         self.assertIn('CRITICAL', refusal[0])
