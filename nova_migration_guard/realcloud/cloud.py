@@ -220,10 +220,9 @@ class Cloud(object):
         return 'rabbit://cloud:%s@127.0.0.1:%d/' % (
             self.password('rabbitmq'), self.port('rabbitmq'))
 
-    @property
-    def coordination_url(self):
+    def coordination_url(self, lock_ttl=LOCK_TTL):
         return 'etcd3+http://127.0.0.1:%d?lock_timeout=%d' % (
-            self.port('etcd'), LOCK_TTL)
+            self.port('etcd'), lock_ttl)
 
     # ------------------------------------------------------------ up/down
 
@@ -574,7 +573,7 @@ class Cloud(object):
             'oslo_concurrency': {'lock_path': self.path('nova', 'locks')},
             'migration_guard': {'guards': ', '.join(guards)},
             'migration_guard_coordination': {
-                'backend_url': self.coordination_url},
+                'backend_url': self.coordination_url()},
         })
 
     def _api_paste(self):
@@ -653,11 +652,45 @@ class Cloud(object):
                 'OS_NOVA_CONFIG_FILES': ';'.join(
                     os.path.basename(f) for f in files)})
         binary, host = name.rsplit('-', 1)
-        files = self._nova_files(host, controller=binary != 'nova-compute')
+        return self._start_nova_binary(
+            name, binary,
+            self._nova_files(host, controller=binary != 'nova-compute'))
+
+    def _start_nova_binary(self, name, binary, files):
         argv = [self.bin(binary)]
         for path in files:
             argv += ['--config-file', path]
         return self._start(name, argv)
+
+    def start_extra_compute(self, name, host, overrides=None):
+        """Start one more nova-compute process, ``name`` (its log and its
+        record in state.json), with ``[DEFAULT] host = host`` and, read
+        last, ``overrides`` ({section: {option: value}}) in
+        etc/nova/<name>.conf.  Processes started with one ``host`` share
+        its configuration and state_path, as an operator's copy of that
+        host's configuration or an active/passive pair does."""
+        etc = self.path('etc', 'nova')
+        host_conf = os.path.join(etc, '%s.conf' % host)
+        if not os.path.exists(host_conf):
+            _write(host_conf, self._host_conf(host))
+        files = self._nova_files(host, controller=False)
+        if overrides:
+            files.append(os.path.join(etc, '%s.conf' % name))
+            _write(files[-1], _ini(overrides))
+        return self._start_nova_binary(name, 'nova-compute', files)
+
+    @staticmethod
+    def kill(started):
+        """SIGKILL a process of the cloud, as a crash or an operator's
+        kill -9 does; returns its exit status when this process started
+        it."""
+        return processes.kill(started)
+
+    @staticmethod
+    def exit_status(started, timeout=0):
+        """The exit status of a process this process started, once it
+        ended within ``timeout`` s; None while it runs."""
+        return processes.exit_status(started, timeout)
 
     def start_nova(self, guards):
         """(Re)write nova.conf with ``guards`` and start every Nova

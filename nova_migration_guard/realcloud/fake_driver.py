@@ -9,16 +9,40 @@ guest.  This driver keeps the node identity in ``$state_path/compute_id``
 registers an incoming guest at the destination when the migration ends.
 It is loaded by name through the entry point of patch 0005:
 ``compute_driver = migration_guard.realcloud.FakeDriver``.
+
+``[realcloud_fake_driver] hypervisor_hostname`` names the hypervisor the
+driver stands for (default: ``[DEFAULT] host``, one hypervisor per
+compute), so that a compute with another ``host`` can be pointed at an
+existing compute's hypervisor, as an HA backup sharing it is.
 """
 
 from nova.compute import power_state
 from nova.virt import fake
 from nova.virt import node
+from oslo_config import cfg
+
+OPTS = [cfg.StrOpt(
+    'hypervisor_hostname',
+    help='The hypervisor this compute manages (default: [DEFAULT] host). '
+         'Set it to another compute\'s host to run a second compute '
+         'service against that compute\'s hypervisor (tests only).')]
+cfg.CONF.register_opts(OPTS, group='realcloud_fake_driver')
 
 
 class FakeDriver(fake.MediumFakeDriver):
     """MediumFakeDriver with a stable node identity and guests that arrive
     on the destination of a live migration."""
+
+    def init_host(self, host):
+        super().init_host(host)
+        self._set_nodes([cfg.CONF.realcloud_fake_driver.hypervisor_hostname
+                         or host])
+
+    def get_nodenames_by_uuid(self, refresh=False):
+        # The node's UUID as recorded (see get_available_resource), not
+        # the fake driver's per-process sentinel, so that Nova's own
+        # node identity checks run as with a real driver.
+        return {node.get_local_node_uuid(): self.get_available_nodes()[0]}
 
     def get_available_resource(self, nodename):
         resources = super().get_available_resource(nodename)

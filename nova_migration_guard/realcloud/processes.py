@@ -65,7 +65,8 @@ def start(name, argv, log, env=None, cwd=None):
     return started
 
 
-# pid -> Popen of the services this process started: stop() reaps them.
+# pid -> Popen of the services this process started: stop() reaps them,
+# exit_status() tells how they ended.
 # A service started by another process (the cloud's controller, a test that
 # restarted it) is reaped by that process.
 _children = {}
@@ -73,8 +74,8 @@ _children = {}
 
 def _reap(pid):
     proc = _children.get(pid)
-    if proc is not None and proc.poll() is not None:
-        del _children[pid]
+    if proc is not None:
+        proc.poll()
 
 
 def stop(*services, timeout=30):
@@ -100,6 +101,34 @@ def stop(*services, timeout=30):
     for service in services:
         _reap(service.pid)
     return [s.name for s in running]
+
+
+def kill(started, timeout=10):
+    """SIGKILL ``started``'s process group; returns its exit status when
+    this process started it (None otherwise), once it is gone."""
+    if alive(started):
+        try:
+            os.killpg(started.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    if started.pid in _children:
+        return exit_status(started, timeout)
+    deadline = time.monotonic() + timeout
+    while alive(started) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return None
+
+
+def exit_status(started, timeout=0):
+    """The exit status of a process this process started (negative: the
+    signal that ended it), once it ended within ``timeout`` s; None while
+    it runs."""
+    proc = _children[started.pid]
+    try:
+        status = proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        return None
+    return status
 
 
 def port_taken(port, address='127.0.0.1'):

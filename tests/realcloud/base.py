@@ -24,7 +24,8 @@ MICROVERSION = '2.80'
 
 class RealCloudTestCase(testtools.TestCase):
 
-    #: [migration_guard] guards the Nova services must run with.
+    #: [migration_guard] guards the Nova services must run with; None:
+    #: whichever they run with (the test starts its own processes).
     GUARDS = ()
 
     @classmethod
@@ -35,7 +36,8 @@ class RealCloudTestCase(testtools.TestCase):
                 'no real cloud: run through tox -e realcloud '
                 '(NMG_REALCLOUD_STATE unset)')
         cls.cloud = cloud_mod.Cloud.load(STATE)
-        if list(cls.cloud.state['guards']) != list(cls.GUARDS):
+        if (cls.GUARDS is not None and
+                list(cls.cloud.state['guards']) != list(cls.GUARDS)):
             cls.cloud.restart_nova(list(cls.GUARDS))
 
     def setUp(self):
@@ -98,6 +100,42 @@ class RealCloudTestCase(testtools.TestCase):
 
     def cold_migrate(self, server, conn=None):
         return self.action(server, {'migrate': None}, conn)
+
+    def evacuate(self, server, conn=None):
+        return self.action(server, {'evacuate': {}}, conn)
+
+    def unshelve(self, server, conn=None):
+        return self.action(server, {'unshelve': None}, conn)
+
+    def shelve_offload(self, server, timeout=120):
+        """Shelve ``server`` (Nova offloads it at once by default) and wait
+        until it is SHELVED_OFFLOADED."""
+        status, _ = self.action(server, {'shelve': None})
+        self.assertEqual(202, status)
+        deadline = time.monotonic() + timeout
+        while True:
+            fresh = self.server(server)
+            if (fresh.status == 'SHELVED_OFFLOADED' and
+                    fresh.task_state is None):
+                return fresh
+            if time.monotonic() > deadline:
+                self.fail('%s is %s/%s, not offloaded after %d s' % (
+                    server.name, fresh.status, fresh.task_state, timeout))
+            time.sleep(0.5)
+
+    def compute_service(self, host):
+        found = [s for s in self.conn.compute.services()
+                 if s.binary == 'nova-compute' and s.host == host]
+        self.assertEqual(1, len(found), found)
+        return found[0]
+
+    def update_compute_service(self, host, **body):
+        """PUT os-services/{id} of ``host``'s compute (2.53: status,
+        forced_down)."""
+        resp = self.conn.compute.put(
+            '/os-services/%s' % self.compute_service(host).id, json=body,
+            microversion='2.53')
+        self.assertEqual(200, resp.status_code, resp.text)
 
     def confirm_if_waiting(self, server, timeout=120):
         """Confirm a resize that waits for it (VERIFY_RESIZE), as a user

@@ -29,7 +29,8 @@ MAX_SPREAD = 0.6
 class _MoveRace(base.RealCloudTestCase):
 
     #: The two moves of each round: 'live' or 'cold' (cold migrations are
-    #: confirmed once they wait in VERIFY_RESIZE).
+    #: confirmed once they wait in VERIFY_RESIZE), 'evacuate' or
+    #: 'unshelve' (set up by prepare()).
     KINDS = ('live', 'live')
 
     def setUp(self):
@@ -46,8 +47,37 @@ class _MoveRace(base.RealCloudTestCase):
         self.rng = random.Random(time.time_ns())
         self.rounds = []
 
+    def prepare(self, movers):
+        """Before the race: make the moves of KINDS possible."""
+
+    def restore(self, movers):
+        """After the race, once its outcome is recorded: make the next
+        round's moves possible."""
+
+    def start_move(self, kind, server, conn):
+        return {'live': self.live_migrate, 'cold': self.cold_migrate,
+                'evacuate': self.evacuate,
+                'unshelve': self.unshelve}[kind](server, conn=conn)
+
+    def move_end(self, kind, server, mark):
+        """How the move ended: its migration's status, or for an unshelve
+        (which has no migration record) 'unshelved' or the server's status
+        once it has no task."""
+        if kind != 'unshelve':
+            return self.wait_for_migration_end(server, mark).status
+        fresh = self.wait_until_settled(server)
+        return ('unshelved' if fresh.status == 'ACTIVE'
+                else fresh.status.lower())
+
     def race_round(self, round_no):
         movers = self.rng.sample(self.members, 2)
+        self.prepare(movers)
+        try:
+            return self._race(round_no, movers)
+        finally:
+            self.restore(movers)
+
+    def _race(self, round_no, movers):
         marks = {m.id: self.newest_migration_id(m) for m in movers}
         delay = 0.0 if round_no % 2 == 0 else self.rng.uniform(
             0, MAX_SPREAD)
@@ -58,27 +88,30 @@ class _MoveRace(base.RealCloudTestCase):
             barrier.wait()
             if i == 1 and delay:
                 time.sleep(delay)
-            start = (self.live_migrate if self.KINDS[i] == 'live'
-                     else self.cold_migrate)
-            answers[i] = start(movers[i], conn=self.clients[i])
+            answers[i] = self.start_move(self.KINDS[i], movers[i],
+                                         self.clients[i])
         self.logs.mark()
         threads = [threading.Thread(target=move, args=(i,)) for i in (0, 1)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(120)
-        ends = [self.wait_for_migration_end(m, marks[m.id]) for m in movers]
+        ends = [self.move_end(kind, m, marks[m.id])
+                for kind, m in zip(self.KINDS, movers)]
         fresh = [self.confirm_if_waiting(m) for m in self.members]
-        ends = [self.migrations(m)[0] if e.status == 'finished' else e
+        ends = [self.migrations(m)[0].status if e == 'finished' else e
                 for m, e in zip(movers, ends)]
         served = self.logs.served([rid for _, rid in answers])
         outcome = {
             'round': round_no,
             'start': 'spread %.2f s' % delay if delay else 'together',
             'api': [status for status, _ in answers],
-            'migrations': sorted(m.status for m in ends),
+            'migrations': sorted(ends),
+            # In KINDS order: how each move ended, its member's status.
+            'moves': ['%s %s %s' % (kind, end, self.server(m).status)
+                      for kind, end, m in zip(self.KINDS, ends, movers)],
             'states': sorted(s.status for s in fresh),
-            'hosts': sorted(s.compute_host for s in fresh),
+            'hosts': sorted(s.compute_host or '-' for s in fresh),
             'conductors': [self._one(served.get(rid), 'conductor')
                            for _, rid in answers],
             'schedulers': [self._one(served.get(rid), 'scheduler')

@@ -115,6 +115,34 @@ class ProcessesTest(testtools.TestCase):
         self.assertTrue(stat is None or stat[0] in ('Z', 'X'), stat)
         self.assertEqual([], processes.stop(started))
 
+    def test_kill_and_exit_status(self):
+        log = os.path.join(self.useFixture(fixtures.TempDir()).path, 'log')
+        running = processes.start('sleeper', ['sleep', '60'], log)
+        self.assertIsNone(processes.exit_status(running))
+        self.assertEqual(-9, processes.kill(running))
+        self.assertFalse(processes.alive(running))
+        # A second kill finds it gone and answers the same.
+        self.assertEqual(-9, processes.kill(running))
+        ended = processes.start('false', ['false'], log)
+        self.assertEqual(1, processes.exit_status(ended, timeout=10))
+
+    def test_extra_compute_reads_its_overrides_last(self):
+        cloud = cloud_mod.Cloud(self.useFixture(fixtures.TempDir()).path)
+        os.makedirs(cloud.path('etc', 'nova'))
+        os.makedirs(cloud.path('logs'))
+        with mock.patch.object(cloud, '_start') as start:
+            cloud.start_extra_compute('nova-compute-x-2', 'x', {
+                'DEFAULT': {'report_interval': '1'}})
+        name, argv = start.call_args[0]
+        self.assertEqual('nova-compute-x-2', name)
+        files = argv[2::2]
+        self.assertEqual([cloud.path('etc', 'nova', f) for f in (
+            'nova.conf', 'x.conf', 'nova-compute-x-2.conf')], files)
+        with open(files[1]) as f:
+            self.assertIn('host = x\n', f.read())
+        with open(files[2]) as f:
+            self.assertEqual('[DEFAULT]\nreport_interval = 1\n', f.read())
+
     def test_recycled_pid_is_not_ours(self):
         proc = subprocess.Popen(['sleep', '30'])
         self.addCleanup(proc.wait)

@@ -1,0 +1,171 @@
+"""Evacuations and unshelves racing a move of another member of one
+anti-affinity group, across processes (the set-up and the per-round record
+of test_anti_affinity_race.py: three members on three of the four
+computes, the two requests served by whichever conductor and scheduler
+processes take them; even rounds start both at once, odd rounds the second
+up to 0.6 s later).
+
+Each round makes the free host the only place both moves can go:
+
+* evacuate: the evacuee's nova-compute process is killed (SIGKILL) and its
+  service forced down through the API, as an operator does once a host is
+  fenced; its host is down, so the evacuee and the other member can only
+  go to the free host.  After the round the compute is started again and
+  forced up (so every round restarts one compute).
+* unshelve: one member is shelved (offloaded), and its former host
+  disabled through the API for the round, so the free host is again the
+  only one left for the unshelve and for the other member's move.  A
+  member whose unshelve was refused is unshelved after the round.
+
+The fake virt driver keeps each guest in the memory of the process that
+runs it (realcloud/fake_driver.py), so where a guest runs is where Nova
+says it runs; what is asserted comes through Nova's API.
+"""
+
+import os
+import time
+
+from testtools import content
+
+from tests.realcloud.test_anti_affinity_race import _MoveRace, ROUNDS
+
+API_ACCEPTED = {'live': 202, 'cold': 202, 'evacuate': 200, 'unshelve': 202}
+
+
+def policy_kept(outcome):
+    placed = [h for h in outcome['hosts'] if h != '-']
+    return len(placed) == len(set(placed))
+
+
+def mover(race, movers, kind):
+    return movers[race.KINDS.index(kind)]
+
+
+class _EvacuateRace(_MoveRace):
+    KINDS = ('cold', 'evacuate')
+
+    def prepare(self, movers):
+        self.down_host = self.server(mover(self, movers,
+                                           'evacuate')).compute_host
+        self.cloud.kill(self.cloud.process('nova-compute-%s'
+                                           % self.down_host))
+        self.update_compute_service(self.down_host, forced_down=True)
+
+    def restore(self, movers):
+        name = 'nova-compute-%s' % self.down_host
+        log = self.cloud.log(name)
+        offset = os.path.getsize(log)
+        started = self.cloud.start_nova_service(name)
+        deadline = time.monotonic() + 180
+        while True:
+            with open(log, 'rb') as f:
+                f.seek(offset)
+                if b'Join ServiceGroup membership' in f.read():
+                    break
+            self.assertLess(time.monotonic(), deadline,
+                            '%s not up again; see %s' % (name, log))
+            time.sleep(0.5)
+        self.assertTrue(self.cloud.exit_status(started) is None)
+        # Nova forces a host up only once its restarted compute has
+        # completed the evacuations from it.
+        self.update_compute_service(self.down_host, forced_down=False)
+
+
+class _UnshelveRace(_MoveRace):
+    # The unshelve second: its way to the scheduler is shorter than a live
+    # migration's (which first moves the instance's allocation in
+    # placement), so started first it lands before the live migration is
+    # scheduled, and no round races.
+    KINDS = ('live', 'unshelve')
+
+    def prepare(self, movers):
+        shelved = mover(self, movers, 'unshelve')
+        self.former_host = self.server(shelved).compute_host
+        self.shelve_offload(shelved)
+        self.update_compute_service(self.former_host, status='disabled')
+
+    def restore(self, movers):
+        self.update_compute_service(self.former_host, status='enabled')
+        shelved = mover(self, movers, 'unshelve')
+        if self.server(shelved).status == 'SHELVED_OFFLOADED':
+            status, _ = self.unshelve(shelved)
+            self.assertEqual(202, status)
+            self.assertEqual('ACTIVE',
+                             self.wait_until_settled(shelved).status)
+
+
+class _Guarded(object):
+    """guards = anti_affinity with the in-flight filter, etcd locks."""
+
+    GUARDS = ('anti_affinity',)
+
+    def test_policy_kept(self):
+        self.addCleanup(self.record)
+        expected = [API_ACCEPTED[kind] for kind in self.KINDS]
+        for round_no in range(ROUNDS):
+            outcome = self.race_round(round_no)
+            self.assertEqual(expected, outcome['api'], outcome)
+            self.assertTrue(policy_kept(outcome), outcome)
+            self.assertNotIn('ERROR', outcome['states'], outcome)
+            # A refused move leaves its member as it was: ACTIVE where
+            # it was, or shelved.
+            self.assertTrue(set(outcome['states']) <= {
+                'ACTIVE', 'SHELVED_OFFLOADED'}, outcome)
+        refused = sum(1 for r in self.rounds if set(r['migrations']) - {
+            'completed', 'confirmed', 'done', 'unshelved'})
+        crossed, served = self.crossed()
+        self.addDetail('summary', content.text_content(
+            'rounds with a refused move: %d of %d; requests served by two '
+            'different conductors: %d rounds; served: %s'
+            % (refused, ROUNDS, crossed, dict(served))))
+        self.assertGreater(refused, 0)
+        self.assertGreater(crossed, 0)
+
+
+class _Stock(object):
+    """Stock Nova: stop at the first round that violates the policy or
+    leaves an instance in ERROR (later rounds would start from it)."""
+
+    GUARDS = ()
+
+    def test_stock(self):
+        self.addCleanup(self.record)
+        violated = errors = 0
+        for round_no in range(ROUNDS):
+            outcome = self.race_round(round_no)
+            violated += not policy_kept(outcome)
+            errors += 'ERROR' in outcome['states']
+            if violated or errors:
+                break
+        self.addDetail('summary', content.text_content(
+            'rounds: %d of %d; policy violated: %d; an instance in ERROR: '
+            '%d' % (len(self.rounds), ROUNDS, violated, errors)))
+        self.assert_stock_failure(violated, errors)
+
+
+class GuardedEvacuateColdRaceTest(_Guarded, _EvacuateRace):
+    pass
+
+
+class StockEvacuateColdRaceTest(_Stock, _EvacuateRace):
+    """The README: an instance in ERROR, the move that lost the race (the
+    evacuee or the cold-migrated member: both were seen; ``moves`` in the
+    round's record says which)."""
+
+    def assert_stock_failure(self, violated, errors):
+        self.assertGreater(errors, 0, 'stock left no instance in ERROR in '
+                           '%d rounds' % ROUNDS)
+
+
+class GuardedUnshelveLiveRaceTest(_Guarded, _UnshelveRace):
+    pass
+
+
+class StockUnshelveLiveRaceTest(_Stock, _UnshelveRace):
+    """The README: the policy kept some rounds, then the live migration
+    ended in ERROR."""
+
+    def assert_stock_failure(self, violated, errors):
+        self.assertGreater(violated + errors, 0,
+                           'stock kept the policy and every instance in '
+                           '%d rounds' % ROUNDS)
