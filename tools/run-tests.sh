@@ -82,7 +82,7 @@ run_env functional 1500 || status=1
 # Side by side: Nova's own tests mostly compute, the real-services cloud
 # (realcloud: the DevStack scenario suite and tests/realcloud against one
 # cloud it starts) mostly waits on its services. Its report follows.
-run_env realcloud 1200 > "$OUT/realcloud.report" 2>&1 &
+run_env realcloud 1800 > "$OUT/realcloud.report" 2>&1 &
 realcloud_pid=$!
 run_env nova-patched 1800 || status=1
 wait $realcloud_pid || status=1
