@@ -49,9 +49,10 @@ measured):
 A prediction is checked against what follows: if the passes then stall over
 ``stall_passes`` passes (``passes.stalled``; for the throttle, over its
 ramp from no throttle to its target and ``stall_passes`` more), the ladder
-takes the last resort.  The throttle's effect is an assumption: dirtying that is not
-bound by the vCPU (or a TCG guest, where QEMU's throttle slows the guest's
-writes less than the model says) does not slow down as predicted, and only
+takes the last resort.  The throttle's effect is an assumption: dirtying
+that is not bound by the vCPU (or a TCG guest, where QEMU's throttle slows
+the guest's writes less than the model says) does not slow down as
+predicted, and only
 the stall check sees that.
 """
 
