@@ -3,11 +3,12 @@
 Run with an interpreter that has Nova (patched) and its test dependencies,
 from the repository root::
 
-    PYTHONPATH=. .tox/functional/bin/python benchmarks/select_destinations.py [HOSTS]
+    PYTHONPATH=. .tox/functional/bin/python \
+        benchmarks/select_destinations.py [HOSTS]
 
 On the embedded cloud (one real fake-driver compute, host1) with HOSTS
-(1,000 by default) compute nodes in all: host2..hostN are registered the way a compute
-registers itself, without running one each: a ``Service`` and a
+(1,000 by default) compute nodes in all: host2..hostN are registered the
+way a compute registers itself, without running one each: a ``Service`` and a
 ``ComputeNode`` (a copy of host1's) in cell1 through Nova's objects, host
 mappings by Nova's ``discover_hosts`` (what ``nova-manage cell_v2
 discover_hosts`` runs), a placement resource provider with host1's
@@ -319,7 +320,8 @@ def main(count=HOSTS):
     logging.getLogger('nova.thread_pool_factory').setLevel(logging.WARNING)
     started = time.monotonic()
     results = cloud_mod.run_in_cloud(
-        lambda cloud: run(cloud, count), NUMBER_OF_COMPUTES=1, GUARDS=('anti_affinity',),
+        lambda cloud: run(cloud, count), NUMBER_OF_COMPUTES=1,
+        GUARDS=('anti_affinity',),
         EXTRA_FILTERS=runner.GUARD_FILTERS['anti_affinity'],
         EXTRA_WEIGHERS=runner.GUARD_WEIGHERS['anti_affinity'])
     text = ('select_destinations for one new member of a %d-member '

@@ -190,4 +190,3 @@ def check_host(snapshot, host, instance_uuid, placed=()):
     anti-affinity, else None.  Soft anti-affinity never refuses.
     ``placed``: see HostOccupancy."""
     return snapshot.for_instance(instance_uuid).refusal(host, placed)
-
