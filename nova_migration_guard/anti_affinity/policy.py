@@ -185,8 +185,7 @@ def max_server_per_host(rules):
     return int(value)
 
 
-def check_host(snapshot, host, instance_uuid, placed=()):
+def check_host(snapshot, host, instance_uuid):
     """A Refusal when placing ``instance_uuid`` on ``host`` breaks hard
-    anti-affinity, else None.  Soft anti-affinity never refuses.
-    ``placed``: see HostOccupancy."""
-    return snapshot.for_instance(instance_uuid).refusal(host, placed)
+    anti-affinity, else None.  Soft anti-affinity never refuses."""
+    return snapshot.for_instance(instance_uuid).refusal(host)
