@@ -102,7 +102,7 @@ class HostOccupancy:
                 continue
             if host:
                 occupied[host].add(uuid)
-            else:
+            elif host is None:
                 unplaced.append(uuid)
         for move in snapshot.moves:
             if move.instance_uuid == instance_uuid or (
