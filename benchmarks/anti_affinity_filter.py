@@ -80,44 +80,71 @@ class StatementCounter(object):
         sa.event.remove(sa.engine.Engine, 'before_cursor_execute', self)
 
 
+def spread_members(host_names, count=MEMBERS):
+    """``count`` new member uuids -> their hosts, spread evenly over
+    ``host_names``, one per host."""
+    members = [uuidutils.generate_uuid() for _ in range(count)]
+    return {uuid: host_names[i * len(host_names) // count]
+            for i, uuid in enumerate(members)}
+
+
+def member_rows(member_host, project_id='bench', user_id='bench'):
+    """Instance rows of the members (cell DB), on their hosts."""
+    return [{
+        'uuid': uuid, 'host': host, 'node': host,
+        'project_id': project_id, 'user_id': user_id,
+        'vm_state': 'active', 'deleted': 0, 'hidden': False,
+    } for uuid, host in member_host.items()]
+
+
+def in_flight_rows(member_host, host_names, moves, rng):
+    """Migration rows (cell DB) of ``moves`` in-flight moves of the members
+    in turn: source the member's host, destination a random host, a
+    non-final status."""
+    members = list(member_host)
+    rows = []
+    for i in range(moves):
+        uuid = members[i % len(members)]
+        source = member_host[uuid]
+        dest = rng.choice(host_names)
+        rows.append({
+            'uuid': uuidutils.generate_uuid(), 'instance_uuid': uuid,
+            'source_compute': source, 'source_node': source,
+            'dest_compute': dest, 'dest_node': dest,
+            'migration_type': MIGRATION_TYPES[i % len(MIGRATION_TYPES)],
+            'status': IN_FLIGHT_STATUSES[i % len(IN_FLIGHT_STATUSES)],
+            'deleted': 0, 'hidden': False,
+        })
+    return rows
+
+
+def write_rows(ctxt, cell, instances=(), migrations=(), clear=()):
+    """Bulk-insert rows into ``cell``'s DB after deleting every row of the
+    tables (models) in ``clear``."""
+    with nova_context.target_cell(ctxt, cell) as cctxt:
+        with db_api.get_context_manager(cctxt).writer.using(
+                cctxt) as session:
+            for model in clear:
+                session.execute(sa.delete(model.__table__))
+            if instances:
+                session.execute(sa.insert(models.Instance.__table__),
+                                list(instances))
+            if migrations:
+                session.execute(sa.insert(models.Migration.__table__),
+                                list(migrations))
+
+
 class Scenario(object):
     """One configuration's rows in cell1 and its HostStates."""
 
     def __init__(self, ctxt, cell, hosts, moves, rng):
         self.host_names = ['host%05d' % i for i in range(hosts)]
-        self.members = [uuidutils.generate_uuid() for _ in range(MEMBERS)]
-        # members spread evenly over the hosts, one per host
-        self.member_host = {
-            uuid: self.host_names[i * hosts // MEMBERS]
-            for i, uuid in enumerate(self.members)}
-        instances = [{
-            'uuid': uuid, 'host': host, 'node': host,
-            'project_id': 'bench', 'user_id': 'bench',
-            'vm_state': 'active', 'deleted': 0, 'hidden': False,
-        } for uuid, host in self.member_host.items()]
-        migrations = []
-        for i in range(moves):
-            uuid = self.members[i % MEMBERS]
-            source = self.member_host[uuid]
-            dest = rng.choice(self.host_names)
-            migrations.append({
-                'uuid': uuidutils.generate_uuid(), 'instance_uuid': uuid,
-                'source_compute': source, 'source_node': source,
-                'dest_compute': dest, 'dest_node': dest,
-                'migration_type': MIGRATION_TYPES[i % len(MIGRATION_TYPES)],
-                'status': IN_FLIGHT_STATUSES[i % len(IN_FLIGHT_STATUSES)],
-                'deleted': 0, 'hidden': False,
-            })
-        with nova_context.target_cell(ctxt, cell) as cctxt:
-            with db_api.get_context_manager(cctxt).writer.using(
-                    cctxt) as session:
-                session.execute(sa.delete(models.Migration.__table__))
-                session.execute(sa.delete(models.Instance.__table__))
-                session.execute(sa.insert(models.Instance.__table__),
-                                instances)
-                if migrations:
-                    session.execute(sa.insert(models.Migration.__table__),
-                                    migrations)
+        self.member_host = spread_members(self.host_names)
+        self.members = list(self.member_host)
+        write_rows(ctxt, cell, member_rows(self.member_host),
+                   in_flight_rows(self.member_host, self.host_names, moves,
+                                  rng),
+                   clear=(models.Migration, models.Instance))
         # HostStates as the scheduler's HostManager has them (and as Nova's
         # tests/unit/scheduler/fakes.py FakeHostState builds them): the
         # members' Instance objects in ``instances`` of their host.

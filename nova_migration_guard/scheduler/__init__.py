@@ -26,7 +26,6 @@ This module holds what both share: when they act, and the group snapshot of
 one scheduling request, loaded once.
 """
 
-import dataclasses
 import weakref
 
 from nova import context as nova_context
@@ -84,16 +83,14 @@ def request_snapshot(spec_obj):
     return cached
 
 
-def with_request_placements(snapshot, host_state):
-    """``snapshot`` plus the members this request already placed on
-    ``host_state`` (a multi-create): the scheduler records them only in
-    HostState.instances (``_consume_selected_host``) and their instance rows
-    have no host yet.  A member whose row has a host keeps it: the DB is the
-    truth, the scheduler's host view may be stale."""
-    placed = {uuid: host_state.host for uuid in host_state.instances
-              if uuid in snapshot.member_hosts and
-              snapshot.member_hosts[uuid] is None}
-    if not placed:
-        return snapshot
-    return dataclasses.replace(
-        snapshot, member_hosts={**snapshot.member_hosts, **placed})
+def request_occupancy(spec_obj, policy_name):
+    """None when the guard does not act on the request (see ``applies``);
+    else (the group as the instance being placed sees it, a
+    ``policy.HostOccupancy``; cell uuids that did not answer).  Both the
+    snapshot and its per-instance view are computed once per request (and
+    instance of a multi-create): a filter or weigher calls this once per
+    request, then asks host after host."""
+    if not applies(spec_obj, policy_name):
+        return None
+    snapshot, failed_cells = request_snapshot(spec_obj)
+    return snapshot.for_instance(spec_obj.instance_uuid), failed_cells

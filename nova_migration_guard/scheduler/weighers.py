@@ -26,17 +26,34 @@ class InFlightSoftAntiAffinityWeigher(weights.BaseHostWeigher):
             host_state, 'soft_anti_affinity_weight_multiplier',
             CONF.filter_scheduler.soft_anti_affinity_weight_multiplier)
 
+    def weigh_objects(self, weighed_obj_list, spec_obj):
+        # BaseWeigher.weigh_objects calls _weigh_object host by host; what
+        # belongs to the request (group, guard options, snapshot, the
+        # occupied hosts as this instance sees them) is decided here once.
+        # No minval/maxval to clamp to (BaseWeigher's are None).
+        request = self._request(spec_obj)
+        if request is None:
+            return [0] * len(weighed_obj_list)
+        return [self._weight(weighed.obj, *request)
+                for weighed in weighed_obj_list]
+
     def _weigh_object(self, host_state, spec_obj):
-        # BaseWeigher.weigh_objects calls this once per host; the snapshot
-        # is read from the DB once per request (scheduler.request_snapshot).
-        if (not scheduler.applies(spec_obj, policy.SOFT_ANTI_AFFINITY) or
-                scheduler.audit()):
+        request = self._request(spec_obj)
+        return 0 if request is None else self._weight(host_state, *request)
+
+    @staticmethod
+    def _request(spec_obj):
+        if scheduler.audit():
             # Audit mode: stock Nova's preference only (soft anti-affinity
             # never refuses, so there is no refusal to log).
-            return 0
-        snapshot, failed_cells = scheduler.request_snapshot(spec_obj)
+            return None
+        return scheduler.request_occupancy(spec_obj,
+                                           policy.SOFT_ANTI_AFFINITY)
+
+    @staticmethod
+    def _weight(host_state, view, failed_cells):
         if host_state.cell_uuid in failed_cells:
             return 0        # unknown: no preference, soft never refuses
-        snapshot = scheduler.with_request_placements(snapshot, host_state)
-        return -policy.members_on(
-            snapshot, host_state.host, spec_obj.instance_uuid)
+        # Members this request already placed show only in
+        # HostState.instances (policy.HostOccupancy).
+        return -len(view.occupants(host_state.host, host_state.instances))

@@ -10,6 +10,7 @@ GUARDS=()), which records what stock Nova does in the same situation.
 
 import collections
 import contextlib
+import logging as std_logging
 import sys
 import threading
 import time
@@ -436,6 +437,28 @@ class FilterAndWeigherTestCase(_Base):
         states[3].instances[placed] = objects.Instance(uuid=placed)
         # host1, host3: A and its move; host2: B; host4: the placed one.
         self.assertEqual(['host5'], self.passing(spec, states))
+
+    def test_refusal_details_built_only_for_a_logged_record(self):
+        # A scheduler normally runs with debug off: a rejected host then
+        # costs a set lookup, its refusal (members, moves) is not built.
+        logger = std_logging.getLogger(guard_filters.__name__)
+        self.addCleanup(logger.setLevel, logger.level)
+        logger.setLevel(std_logging.INFO)
+        real = policy.HostOccupancy.refusal
+        built = []
+
+        def spy(view, host, placed=()):
+            built.append(host)
+            return real(view, host, placed)
+
+        with mock.patch.object(policy.HostOccupancy, 'refusal', spy):
+            self.assertEqual(['host2'], self.passing(self.spec(self.b),
+                                                     self.host_states(3)))
+            self.assertEqual([], built)
+            logger.setLevel(std_logging.DEBUG)
+            self.assertEqual(['host2'], self.passing(self.spec(self.b),
+                                                     self.host_states(3)))
+        self.assertEqual(['host1', 'host3'], built)
 
     def test_rebuild_passes_every_host(self):
         spec = self.spec(self.b, hints={'_nova_check_type': ['rebuild']})

@@ -140,6 +140,84 @@ class CheckHostTestCase(testtools.TestCase):
         self.assertNotIn('in-flight', text)
 
 
+class HostOccupancyTestCase(testtools.TestCase):
+    """The per-instance view a scheduler asks host after host: ``refuses``
+    (a set lookup) must always agree with ``refusal``."""
+
+    HOSTS = ('host1', 'host2', 'host3', 'host4')
+
+    def assert_refused(self, view, expected, placed_on=None):
+        """``expected``: the refused hosts; ``placed_on``: host -> uuids
+        the request already placed there (its HostState.instances)."""
+        placed_on = placed_on or {}
+        refused = []
+        for host in self.HOSTS:
+            placed = dict.fromkeys(placed_on.get(host, ()))
+            refusal = view.refusal(host, placed)
+            self.assertEqual(refusal is not None, view.refuses(host, placed))
+            if refusal is not None:
+                refused.append(host)
+        self.assertEqual(expected, refused)
+
+    def test_full_hosts_with_max_server_per_host(self):
+        snap = snapshot({'a': 'host1', 'b': 'host1', 'c': 'host2', 'n': None},
+                        [move('c', 'host2', 'host3')], max_per_host=2)
+        view = snap.for_instance('n')
+        self.assertEqual(frozenset({'host1'}), view.full)
+        self.assert_refused(view, ['host1'])
+        # one more member on host3 (c arrives there) fills it
+        self.assert_refused(snapshot(
+            {'a': 'host1', 'b': 'host1', 'c': 'host2', 'd': 'host3',
+             'n': None}, [move('c', 'host2', 'host3')],
+            max_per_host=2).for_instance('n'), ['host1', 'host3'])
+
+    def test_instance_excluded(self):
+        snap = snapshot({'a': 'host1', 'b': 'host2'},
+                        [move('b', 'host2', 'host3')])
+        self.assert_refused(snap.for_instance('b'), ['host1'])
+        self.assert_refused(snap.for_instance('a'), ['host2', 'host3'])
+        self.assertIs(snap.for_instance('a'), snap.for_instance('a'))
+
+    def test_members_placed_by_the_request_count(self):
+        # x and y have no host yet: this request placed x on host4.
+        snap = snapshot({'a': 'host1', 'x': None, 'y': None, 'n': None})
+        view = snap.for_instance('n')
+        self.assertEqual(('x', 'y'), view.unplaced)
+        self.assert_refused(view, ['host1', 'host4'],
+                            placed_on={'host4': ['x', 'other-project-vm']})
+        self.assertEqual({'x'}, view.occupants('host4', {'x': None}))
+        # the instance itself placed there (a retry) does not count
+        self.assert_refused(view, ['host1'], placed_on={'host4': ['n']})
+
+    def test_scheduler_view_never_moves_a_placed_member(self):
+        # a has a host in the DB: a stale HostState listing it elsewhere
+        # changes nothing.
+        view = snapshot({'a': 'host1', 'n': None}).for_instance('n')
+        self.assert_refused(view, ['host1'], placed_on={'host2': ['a']})
+
+    def test_placed_member_with_a_move_counts_once(self):
+        # x (no host) has a move touching host2 and was placed there by
+        # the request: one occupant, not two.
+        snap = snapshot({'x': None, 'n': None},
+                        [move('x', 'host3', 'host2')], max_per_host=2)
+        view = snap.for_instance('n')
+        self.assertEqual({'x'}, view.occupants('host2', {'x': None}))
+        self.assert_refused(view, [], placed_on={'host2': ['x']})
+        refusal = snapshot({'x': None, 'n': None},
+                           [move('x', 'host3', 'host2')]).for_instance(
+            'n').refusal('host2', {'x': None})
+        self.assertEqual((('x',), (move('x', 'host3', 'host2'),)),
+                         (refusal.occupants, refusal.moves))
+
+    def test_soft_policy_refuses_nothing_but_counts(self):
+        snap = snapshot({'a': 'host1', 'x': None, 'n': None},
+                        policy_name=policy.SOFT_ANTI_AFFINITY)
+        view = snap.for_instance('n')
+        self.assert_refused(view, [], placed_on={'host2': ['x']})
+        self.assertEqual(frozenset(), view.full)
+        self.assertEqual({'x'}, view.occupants('host2', {'x': None}))
+
+
 class MembersOnTestCase(testtools.TestCase):
 
     def test_counts_both_ends_and_excludes_self(self):
@@ -147,9 +225,9 @@ class MembersOnTestCase(testtools.TestCase):
                         [move('a', 'host1', 'host3')],
                         policy_name=policy.SOFT_ANTI_AFFINITY)
         self.assertEqual([1, 1, 1, 0],
-                         [policy.members_on(snap, h, 'c')
+                         [len(snap.for_instance('c').occupants(h))
                           for h in ('host1', 'host2', 'host3', 'host4')])
-        self.assertEqual(0, policy.members_on(snap, 'host3', 'a'))
+        self.assertEqual(0, len(snap.for_instance('a').occupants('host3')))
 
 
 class MaxServerPerHostTestCase(testtools.TestCase):
