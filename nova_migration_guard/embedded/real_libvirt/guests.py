@@ -12,10 +12,22 @@ from nova_migration_guard.embedded.real_libvirt import guest_image
 BOOT_TIMEOUT = 60.0
 
 _HEARTBEAT = re.compile(r'^heartbeat (\d+) ', re.MULTILINE)
+# What a guest kernel prints when it crashes (it then reboots: panic=-1).
+_KERNEL_CRASH = re.compile(r'Kernel panic|Oops: |BUG: |general protection')
 
 
 class GuestError(Exception):
     """A guest did not boot, or stopped printing heartbeats."""
+
+
+class GuestKernelCrashed(GuestError):
+    """The guest's kernel crashed (its console shows it) and rebooted in
+    the same QEMU.  ``console`` is the console text of the boot that
+    crashed."""
+
+    def __init__(self, message, console):
+        super().__init__(message)
+        self.console = console
 
 
 def create(conn, image, name, console_dir, memory_mib=128, **dirty):
@@ -49,8 +61,10 @@ def console(path):
 
 
 def last_heartbeat(console_path):
-    """Number of the guest's last heartbeat line, -1 before the first."""
-    beats = _HEARTBEAT.findall(console(console_path))
+    """Number of the guest's last heartbeat line in its latest boot, -1
+    before the first."""
+    text = console(console_path)
+    beats = _HEARTBEAT.findall(text[max(0, text.rfind('GUEST-UP')):])
     return int(beats[-1]) if beats else -1
 
 
@@ -68,10 +82,16 @@ def wait_for_heartbeat_after(console_path, number, timeout=20.0):
     booted = boots(console_path)
     while last_heartbeat(console_path) <= number:
         if boots(console_path) != booted:
+            text = console(console_path)
+            crashed = text[:text.rindex('GUEST-UP')]
+            crashed = crashed[crashed.rfind('GUEST-UP'):]
+            if _KERNEL_CRASH.search(crashed):
+                raise GuestKernelCrashed(
+                    'the guest kernel crashed after heartbeat #%d and '
+                    'rebooted' % number, crashed)
             raise GuestError('the guest rebooted after heartbeat #%d (its '
                              'kernel panicked or it was reset); console '
-                             'tail: %s' % (number,
-                                           console(console_path)[-2000:]))
+                             'tail: %s' % (number, text[-2000:]))
         if time.monotonic() > deadline:
             raise GuestError('no heartbeat after #%d within %s s (booted '
                              '%d times); console tail: %s' % (
