@@ -129,6 +129,19 @@ class _MoveRace(base.RealCloudTestCase):
         self.addDetail('rounds', content.text_content('\n'.join(
             str(r) for r in self.rounds)))
 
+    def summarize(self, finished):
+        """Add the 'summary' detail; returns (rounds in which a move did
+        not end in one of the ``finished`` statuses, i.e. was refused;
+        rounds served by two conductors; requests served per process)."""
+        refused = sum(1 for r in self.rounds
+                      if set(r['migrations']) - set(finished))
+        crossed, served = self.crossed()
+        self.addDetail('summary', content.text_content(
+            'rounds with a refused move: %d of %d; requests served by two '
+            'different conductors: %d rounds; served: %s'
+            % (refused, ROUNDS, crossed, dict(served))))
+        return refused, crossed, served
+
     def crossed(self):
         """Rounds whose two requests were served by different conductor
         processes, and every process that served one."""
@@ -157,13 +170,7 @@ class GuardedLiveMigrationRaceTest(_MoveRace):
             self.assertEqual(['ACTIVE'] * 3, outcome['states'], outcome)
             self.assertTrue(set(outcome['migrations']) <= {
                 'completed', 'confirmed', 'error', 'failed'}, outcome)
-        refused = sum(1 for r in self.rounds
-                      if set(r['migrations']) - {'completed', 'confirmed'})
-        crossed, served = self.crossed()
-        self.addDetail('summary', content.text_content(
-            'rounds with a refused move: %d of %d; requests served by two '
-            'different conductors: %d rounds; served: %s'
-            % (refused, ROUNDS, crossed, dict(served))))
+        refused, crossed, served = self.summarize({'completed', 'confirmed'})
         # The rounds raced (some move was refused), and across processes.
         self.assertGreater(refused, 0)
         self.assertGreater(crossed, 0)
