@@ -120,7 +120,7 @@ def decide(policy, progress, samples, now, data_bytes,
             'predicted: ' + forecast.reason)
     since = [p for p in all_passes if p.iteration >= progress.last_step_pass]
     # The passes stall while QEMU raises its throttle to the target.
-    window = policy.stall_passes + (forecast.ramp_passes or 0)
+    window = policy.stall_passes + forecast.ramp_passes
     if not passes_mod.stalled(since, window=window):
         return Step(WAIT, None, '%s: %s' % (
             forecast.rung, forecast.reason or numbers)), progress

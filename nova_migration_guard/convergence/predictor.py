@@ -14,12 +14,13 @@ saturates).  The switch-over fits once ``left <= transfer * downtime``.
 The rates:
 
 * transfer: the latest pass's ``memory_bps``;
-* dirty: the larger of the dirty-rate probe (QEMU's page-sampling
-  measurement over the migration's first second, libvirt's dirty-rate
-  calculation, started with the migration) and the passes' own lower
-  bound (what a pass found dirty, divided by the duration of the pass
-  before it).  The passes cannot show a rate above the transfer rate once
-  the working set saturates, which is why the probe is taken; without it
+* dirty: the passes' own figure (what a pass found dirty, divided by the
+  duration of the pass before it) while the passes shrink; while they do
+  not, that figure is only a lower bound and the dirty-rate probe (QEMU's
+  page-sampling measurement over the migration's first second, libvirt's
+  dirty-rate calculation, started with the migration) is used if higher.
+  The passes cannot show a rate above the transfer rate once the working
+  set saturates, which is why the probe is taken; without it
   (libvirt < 7.2, QEMU < 5.2) nothing is predicted before the third pass,
   the prediction is optimistic about the throttle and the stall check
   below catches it.
@@ -52,8 +53,7 @@ ramp from no throttle to its target and ``stall_passes`` more), the ladder
 takes the last resort.  The throttle's effect is an assumption: dirtying
 that is not bound by the vCPU (or a TCG guest, where QEMU's throttle slows
 the guest's writes less than the model says) does not slow down as
-predicted, and only
-the stall check sees that.
+predicted, and only the stall check sees that.
 """
 
 import collections
@@ -175,7 +175,8 @@ def forecast(policy, downtime_index, memory_passes, probe_dirty_bps=None,
     is post-copy or pause (True) or the abort (False)."""
     found = rates(memory_passes, probe_dirty_bps)
     if found is None:
-        return Forecast(UNKNOWN, reason='no rates before the second pass')
+        return Forecast(UNKNOWN, reason='no rates yet (the second pass '
+                        'with the probe, the third without)')
     transfer, dirty, left, source, confirmed = found
     numbers = ('%.1f MiB dirty at the pass start, dirtied at %.1f MiB/s '
                '(%s), sent at %.1f MiB/s' % (
