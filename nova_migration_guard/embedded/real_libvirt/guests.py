@@ -60,12 +60,15 @@ def console(path):
         return ''
 
 
+def _last_heartbeat(text):
+    beats = _HEARTBEAT.findall(text[max(0, text.rfind('GUEST-UP')):])
+    return int(beats[-1]) if beats else -1
+
+
 def last_heartbeat(console_path):
     """Number of the guest's last heartbeat line in its latest boot, -1
     before the first."""
-    text = console(console_path)
-    beats = _HEARTBEAT.findall(text[max(0, text.rfind('GUEST-UP')):])
-    return int(beats[-1]) if beats else -1
+    return _last_heartbeat(console(console_path))
 
 
 def boots(console_path):
@@ -80,9 +83,10 @@ def wait_for_heartbeat_after(console_path, number, timeout=20.0):
     in the boot that printed it."""
     deadline = time.monotonic() + timeout
     booted = boots(console_path)
-    while last_heartbeat(console_path) <= number:
-        if boots(console_path) != booted:
-            text = console(console_path)
+    while True:
+        # One read per look: the heartbeat and the boot count agree.
+        text = console(console_path)
+        if text.count('GUEST-UP') != booted:
             crashed = text[:text.rindex('GUEST-UP')]
             crashed = crashed[crashed.rfind('GUEST-UP'):]
             if _KERNEL_CRASH.search(crashed):
@@ -92,9 +96,10 @@ def wait_for_heartbeat_after(console_path, number, timeout=20.0):
             raise GuestError('the guest rebooted after heartbeat #%d (its '
                              'kernel panicked or it was reset); console '
                              'tail: %s' % (number, text[-2000:]))
+        if _last_heartbeat(text) > number:
+            return
         if time.monotonic() > deadline:
             raise GuestError('no heartbeat after #%d within %s s (booted '
                              '%d times); console tail: %s' % (
-                                 number, timeout, boots(console_path),
-                                 console(console_path)[-500:]))
+                                 number, timeout, booted, text[-500:]))
         time.sleep(0.1)
