@@ -85,6 +85,20 @@ class _ConvergenceTest(test_nova_driver.NovaDriverTestCase):
         self.wait_for_heartbeat_after(self.guest_console,
                                       self.last_heartbeat(self.guest_console))
 
+    def assert_predicted_last_resort(self, last_resort):
+        """The policy's last resort was taken on a prediction, not after
+        stalled passes.  A downtime step may come first: the guest's
+        dirtying under TCG is noisy, and one pass that starts with less
+        than the one before looks like a shrinking dirty set, for which a
+        larger downtime is predicted to fit (a step that costs nothing;
+        the next pass refutes it)."""
+        actions = self.log.actions()
+        self.assertEqual(last_resort, actions[-1], actions)
+        self.assertEqual([], [a for a in actions[:-1]
+                              if a != ladder.SET_DOWNTIME], actions)
+        self.assertIn('predicted: no downtime step fits',
+                      self.log.steps()[-1])
+
 
 class DefaultPolicyTest(_ConvergenceTest):
 
@@ -124,10 +138,8 @@ class SuspendWorkloadPolicyTest(_ConvergenceTest):
     def test_completes_with_a_pause(self):
         self.assert_completed(self.migrate_dirty_guest())
         # Predicted from the probe and the second pass: none of the
-        # downtime steps fits the guest's dirty set, so no step is tried.
-        self.assertEqual([ladder.PAUSE], self.log.actions())
-        self.assertIn('predicted: no downtime step fits',
-                      self.log.steps()[0])
+        # downtime steps fits the guest's dirty set.
+        self.assert_predicted_last_resort(ladder.PAUSE)
 
 
 class CustomPreCopyOnlyPolicyTest(_ConvergenceTest):
@@ -144,6 +156,4 @@ class CustomPreCopyOnlyPolicyTest(_ConvergenceTest):
         self.assert_aborted_cleanly(self.migrate_dirty_guest())
         # Neither downtime step fits; the abort, which fails the
         # migration, waits for a pass to confirm what the probe measured.
-        self.assertEqual([ladder.ABORT], self.log.actions())
-        self.assertIn('predicted: no downtime step fits',
-                      self.log.steps()[0])
+        self.assert_predicted_last_resort(ladder.ABORT)
