@@ -16,7 +16,8 @@ class ReleaseDifferencesTestCase(testtools.TestCase):
     def test_migrate_error_raised_is_what_live_migration_does(self):
         # Stock _live_migration re-raises the migrate call's error exactly
         # where it collects the Future it hands the monitor.
-        source = inspect.getsource(libvirt_driver.LibvirtDriver._live_migration)
+        source = inspect.getsource(
+            libvirt_driver.LibvirtDriver._live_migration)
         self.assertEqual('future.result()' in source,
                          nova_compat.migrate_error_raised())
 
