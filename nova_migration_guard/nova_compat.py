@@ -7,9 +7,9 @@ the installed Nova's code itself (a module, a class, a parameter name),
 never from its version number: 32.x changed its live-migration threading
 between point releases.
 
-* Nova's thread pools: ``nova.thread_pool_factory`` (34.x) or
-  ``nova.utils``' default executor (33.x and older): ``spawn``,
-  ``reset_thread_pools``.
+* Nova's thread pools: ``nova.thread_pool_factory`` (34.x),
+  ``nova.utils``' default executor (32.x, 33.x) or its eventlet green
+  pool (31.x): ``spawn``, ``reset_thread_pools``.
 * The migrate call's error.  The libvirt driver runs the migrate call
   (``_live_migration_operation``) in its own thread and hands its monitor
   something that says when it ended: a Future (32.2 and later), which
@@ -33,13 +33,14 @@ from nova import utils as nova_utils
 
 try:
     from nova import thread_pool_factory
-except ImportError:  # 33.x and older: one default executor in nova.utils
+except ImportError:  # 33.x and older: nova.utils' pool
     thread_pool_factory = None
 
 
 def spawn(func, *args, **kwargs):
     """Run ``func`` in Nova's default thread pool (a greenthread under
-    eventlet), with the caller's request context; returns at once."""
+    eventlet), with the caller's request context; returns at once, a
+    Future (32.x and later) or an eventlet GreenThread (31.x)."""
     if thread_pool_factory is not None:
         return thread_pool_factory.spawn(func, *args, **kwargs)
     return nova_utils.spawn(func, *args, **kwargs)
@@ -51,8 +52,9 @@ def reset_thread_pools():
     creates them anew."""
     if thread_pool_factory is not None:
         thread_pool_factory.reset_all_executors()
-    else:
+    elif hasattr(nova_utils, 'destroy_default_executor'):  # 32.x, 33.x
         nova_utils.destroy_default_executor()
+    # 31.x: an eventlet green pool, whose greenthreads never hold up exit.
 
 
 def nova_version():
