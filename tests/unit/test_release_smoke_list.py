@@ -1,9 +1,12 @@
-"""tests/functional/release_smoke.txt, the functional scenarios tox -e
-release-smoke runs on the release lines before 34: each names a test that
-exists, and every guard has one (the issue's: an anti-affinity race, a late
-migration failure, a restart recovery, the identity refusal)."""
+"""What tox -e release-smoke runs on the release lines before 34: the
+functional scenarios of tests/functional/release_smoke.txt (each names a
+test that exists, and every guard has one: an anti-affinity race, a late
+migration failure, a restart recovery, the identity refusal) and Nova's
+tests of the hook points (tox.ini [nova] smoke_modules, part of
+test_modules)."""
 
 import ast
+import configparser
 import pathlib
 
 import testtools
@@ -63,3 +66,14 @@ class ReleaseSmokeListTestCase(testtools.TestCase):
                        'migration_outcome.test_restart',
                        'host_identity.test_ha_backup'):
             self.assertIn(module, modules)
+
+
+class NovaSmokeModulesTestCase(testtools.TestCase):
+
+    def test_part_of_the_nova_test_list(self):
+        tox = configparser.ConfigParser(interpolation=None)
+        tox.read(ROOT / 'tox.ini')
+        smoke = tox['nova']['smoke_modules'].split()
+        self.assertTrue(smoke)
+        self.assertEqual([], sorted(set(smoke) -
+                                    set(tox['nova']['test_modules'].split())))
