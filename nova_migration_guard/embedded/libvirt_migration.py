@@ -12,6 +12,8 @@ calls a paused domain inactive, which libvirt does not (Nova's monitor
 would take a paused guest's refused migration for a completed one), and
 read-only connections to another host's libvirt (how the guarded
 driver asks the other end) are routed to that host's fake connection.
+Before Nova 34 the fake starts each domain with a running job, which
+libvirt does not: here each starts with none.
 Everything else is Nova's real code: API, conductor, scheduler, placement,
 two nova-compute services, the libvirt driver and its migration monitor.
 The same failures run on real QEMU in tests/real_libvirt.
@@ -38,6 +40,17 @@ def _is_active(domain):
     return int(domain._state in (
         reconcile.RUNNING, reconcile.BLOCKED, reconcile.PAUSED,
         reconcile.SHUTDOWN, reconcile.PMSUSPENDED))
+
+
+def _without_job(init):
+    """Domain.__init__ of a fake domain that, as in libvirt, runs no job
+    until one starts (the fake of Nova 33.x and older starts every domain
+    with a running job: Nova's monitor would never see a refused
+    migration end)."""
+    def __init__(domain, *args, **kwargs):
+        init(domain, *args, **kwargs)
+        domain._job_type = fakelibvirt.VIR_DOMAIN_JOB_NONE
+    return __init__
 
 
 def set_state(domain, state, reason):
@@ -282,6 +295,9 @@ class MigrationCloud(libvirt_cloud.LibvirtCloudTestCase):
         super().setUp()
         self.useFixture(fixtures.MonkeyPatch(
             'nova.tests.fixtures.libvirt.Domain.state', _state))
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.tests.fixtures.libvirt.Domain.__init__',
+            _without_job(fakelibvirt.Domain.__init__)))
         self.useFixture(fixtures.MonkeyPatch(
             'nova.tests.fixtures.libvirt.Domain.isActive', _is_active))
         real_open = fakelibvirt.openAuth

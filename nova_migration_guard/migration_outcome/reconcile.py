@@ -1,13 +1,14 @@
 """Where a live-migrated guest really runs, decided from what libvirt
 reports on both hosts.
 
-Nova 34's libvirt driver re-raises the migrate call's error and its
-monitor reads only the source's job type, so a migration that completed
-can end with the instance in ERROR, and one that broke after the
-switch-over can leave Nova believing the guest is on the source.  This
-decision uses every observation there is: the source's completed-job
-statistics (with ``success`` where libvirt reports it), whether its
-migration job still runs, and each host's domain state and reason.  While
+Nova's libvirt driver re-raises the migrate call's error (from 32.2 on;
+older releases drop it) and its monitor reads only the source's job type,
+so a migration that completed can end with the instance in ERROR, and one
+that broke after the switch-over can leave Nova believing the guest is on
+the source.  This decision uses every observation there is: the source's
+completed-job statistics (with ``success`` where libvirt reports it),
+whether its migration job still runs, and each host's domain state and
+reason.  While
 libvirt still migrates (post-copy pulling memory from the source) it
 decides nothing (IN_FLIGHT).  It never picks a side it cannot justify: two
 live copies, or nothing running anywhere, is UNKNOWN, for the caller to

@@ -45,13 +45,13 @@ from nova import exception
 from nova.network import model as network_model
 from nova import objects
 from nova import servicegroup
-from nova import thread_pool_factory
 from oslo_log import log as logging
 
 from nova_migration_guard import coordination
 from nova_migration_guard.migration_outcome import flight_record
 from nova_migration_guard.migration_outcome import hold
 from nova_migration_guard.migration_outcome import reconcile
+from nova_migration_guard import nova_compat
 
 LOG = logging.getLogger(__name__)
 
@@ -87,8 +87,7 @@ def init_host(manager, context):
             # tracker, which is set up after init_host: it runs in its own
             # thread, which asks for it through this service's RPC topic,
             # served once the service is up.
-            thread_pool_factory.spawn(_recover_locked, manager, context,
-                                      migration)
+            nova_compat.spawn(_recover_locked, manager, context, migration)
 
 
 def lock_name(migration):

@@ -43,11 +43,11 @@ import nova.conf
 from nova import objects
 import nova_migration_guard.conf  # noqa: F401  registers our options
 from nova.objects import fields
-from nova import thread_pool_factory
 from nova.virt.libvirt import driver as libvirt_driver
 from nova.virt.libvirt import guest as libvirt_guest
 
 from nova_migration_guard.embedded.real_libvirt import hosts
+from nova_migration_guard import nova_compat
 from nova_migration_guard.virt.libvirt import convergence as ladder_io
 
 CONF = nova.conf.CONF
@@ -191,6 +191,11 @@ class NovaLibvirtHosts(fixtures.Fixture):
         self.libvirt_options = libvirt_options
 
     def _setUp(self):
+        if not nova_compat.native_threading_libvirt_events():
+            raise RuntimeError(
+                'the real libvirt tier drives Nova in its native-threading '
+                'mode, whose libvirt event handler Nova has from 33.x on '
+                '(installed: %s)' % nova_compat.nova_version())
         _configure_once()
         self.conf = self.useFixture(config_fixture.Config(CONF))
         self.conf.config(group='libvirt', virt_type='qemu',
@@ -199,7 +204,7 @@ class NovaLibvirtHosts(fixtures.Fixture):
         self.useFixture(_SharedEventLoop())
         # Last: Nova's thread pools (the drivers' threads ran there); until
         # they are shut down, interpreter exit waits for their workers.
-        self.addCleanup(thread_pool_factory.reset_all_executors)
+        self.addCleanup(nova_compat.reset_thread_pools)
         self.stats = self.useFixture(JobStatsRecorder({
             host.client_uri: name
             for name, host in self.libvirt_hosts.hosts.items()}))

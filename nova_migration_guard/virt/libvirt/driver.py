@@ -21,7 +21,11 @@ on:
 * ``migration_verdict()`` answers the same question for the restart
   recovery (``migration_outcome.recovery``);
 * an aborted migration is recorded cancelled from the migrate call's
-  error (``reconcile.rollback_status``), also under the convergence guard.
+  error (``reconcile.rollback_status``), also under the convergence guard;
+* the migrate call's error is taken from the call itself
+  (``nova_compat.MigrateCall``), whether or not the release's
+  ``_live_migration`` re-raises it (``nova_compat``), so that a late
+  failure ends the same on every release.
 
 With ``convergence`` on, a live migration follows its policy
 (``virt/libvirt/convergence``): the policy's flags are added to its
@@ -47,6 +51,7 @@ from nova_migration_guard.migration_outcome import events
 from nova_migration_guard.migration_outcome import flight_record
 from nova_migration_guard.migration_outcome import hold
 from nova_migration_guard.migration_outcome import reconcile
+from nova_migration_guard import nova_compat
 from nova_migration_guard.virt.libvirt import convergence
 
 LOG = logging.getLogger(__name__)
@@ -84,6 +89,9 @@ class GuardedLibvirtDriver(libvirt_driver.LibvirtDriver):
         # the migration it monitors with post-copy (read by
         # _is_post_copy_enabled).
         self._monitoring = threading.local()
+        # Per instance uuid: the migrate call of its live migration under
+        # way here, when a guard watches it (nova_compat.MigrateCall).
+        self._migrate_calls = {}
 
     def emit_event(self, event):
         if _guard_enabled():
@@ -138,11 +146,14 @@ class GuardedLibvirtDriver(libvirt_driver.LibvirtDriver):
         if convergence.enabled():
             convergence.begin(instance, dest,
                               self._post_copy_possible(instance))
+        if _guard_enabled() or convergence.enabled():
+            self._migrate_calls[instance.uuid] = nova_compat.MigrateCall()
         try:
             self._live_migration_ending(
                 context, instance, dest, post_method, recover_method,
                 block_migration, migrate_data)
         finally:
+            self._migrate_calls.pop(instance.uuid, None)
             convergence.end(instance)
 
     def _live_migration_ending(self, context, instance, dest, post_method,
@@ -170,8 +181,22 @@ class GuardedLibvirtDriver(libvirt_driver.LibvirtDriver):
             flight_record.remove(record)
             ending.after_error(error)
         else:
+            error = self._unraised_migrate_error(instance)
             flight_record.remove(record)
-            ending.after_return()
+            if error is not None:
+                ending.after_error(error)
+            else:
+                ending.after_return()
+
+    def _unraised_migrate_error(self, instance):
+        """The migrate call's error where Nova's _live_migration returned
+        without re-raising it (nova_compat.migrate_error_raised()), once the
+        call ended, as Nova waits for it where it re-raises; else None."""
+        call = self._migrate_calls.get(instance.uuid)
+        if nova_compat.migrate_error_raised() or call is None:
+            return None
+        call.wait()
+        return call.error
 
     def end_migration_job(self, instance, timeout=30):
         """Abort a live migration job libvirt still runs on this host for
@@ -218,19 +243,25 @@ class GuardedLibvirtDriver(libvirt_driver.LibvirtDriver):
                     _libvirt(), run.policy, run.post_copy_possible),
                 convergence.start_params(_libvirt(), run.policy),
                 before_migrate=run.start_probe)
-        return super()._live_migration_operation(
-            context, instance, dest, block_migration, migrate_data, guest,
-            device_names)
+        operation = super()._live_migration_operation
+        call = self._migrate_calls.get(instance.uuid)
+        if call is not None:
+            operation = functools.partial(call.run, operation)
+        return operation(context, instance, dest, block_migration,
+                         migrate_data, guest, device_names)
 
     def _live_migration_monitor(self, context, instance, guest, dest,
                                 post_method, recover_method,
-                                block_migration, migrate_data, future,
-                                disk_paths):
+                                block_migration, migrate_data,
+                                operation_ended, disk_paths):
+        # operation_ended: what tells Nova's monitor that the migrate call
+        # ended (a Future or an Event, by release: nova_compat).
         run = convergence.run_of(instance)
-        if _guard_enabled() or run is not None:
+        call = self._migrate_calls.get(instance.uuid)
+        if call is not None:
             # An aborted job is recorded cancelled even when the monitor
             # polls too late to see it.
-            recover_method = _knowing_aborts(recover_method, future)
+            recover_method = _knowing_aborts(recover_method, call)
         # Nova's monitor (the policy decides through its
         # live_migration_next_action hook point, convergence.next_action)
         # switches to post-copy, for its force-complete too, only where it
@@ -240,8 +271,8 @@ class GuardedLibvirtDriver(libvirt_driver.LibvirtDriver):
         try:
             return super()._live_migration_monitor(
                 context, instance, guest, dest, post_method,
-                recover_method, block_migration, migrate_data, future,
-                disk_paths)
+                recover_method, block_migration, migrate_data,
+                operation_ended, disk_paths)
         finally:
             self._monitoring.post_copy = False
 
@@ -386,13 +417,13 @@ def _abort_status(error):
     return {'migration_status': status} if status else {}
 
 
-def _knowing_aborts(recover_method, future):
+def _knowing_aborts(recover_method, call):
     """``recover_method``, told the status from the migrate call's error
-    once it ended (``future``, the operation Nova's monitor watches): the
-    monitor that polled too late to see the job cancelled says failed."""
+    once it ended (``call``, a nova_compat.MigrateCall): the monitor that
+    polled too late to see the job cancelled says failed."""
     def recover(*args, **kwargs):
-        if future.done() and not future.cancelled():
-            kwargs.update(_abort_status(future.exception()))
+        if call.ended():
+            kwargs.update(_abort_status(call.error))
         return recover_method(*args, **kwargs)
     return recover
 
@@ -405,9 +436,10 @@ class _Ending(object):
     cancelled).  Before a rollback tears down the destination, the
     verdict is asked: a guest that runs on the destination is finished
     there, and one whose location cannot be told is held.  If the migrate
-    call raises afterwards, Nova 34 re-raises it (G3) and the compute
-    manager would put the instance in ERROR: the guest that was finished
-    or rolled back is left as it is instead.
+    call raises afterwards, Nova 32.2 and later re-raise it (G3) and the
+    compute manager would put the instance in ERROR: the guest that was
+    finished or rolled back is left as it is instead.  Where Nova drops
+    the error (31.x, 32.0, 32.1), it is handled the same way.
     """
 
     def __init__(self, driver, context, instance, dest, address,

@@ -1,17 +1,24 @@
 """A live migration that fails late, at each step libvirt can fail, with
-the guarded driver and with stock Nova 34 (see base.py for what is
+the guarded driver and with stock Nova (see base.py for what is
 stubbed).  Every test asserts where the guest runs, and that the
-instance's host, status and the migration status agree with it.
+instance's host, status and the migration status agree with it.  The
+guarded driver ends each the same on every release.
 
-Stock Nova 34 (recorded by the Stock* twins): the driver re-raises the
-migrate call's error (G3), so every one of these ends in ERROR, even the
-migration that completed; after a post-copy failure, or with a copy
-running on both hosts, its rollback destroys the destination's copy.
+Stock Nova (recorded by the Stock* twins) differs by release
+(nova_compat.migrate_error_raised()).  From 32.2 on, the driver re-raises
+the migrate call's error (G3), so every one of these ends in ERROR, even
+the migration that completed.  On 31.x (and 32.0, 32.1) the error is
+dropped: the instance is left ACTIVE where Nova's monitor ended the
+migration, even after a post-copy failure (neither half runs) or with a
+copy running on both hosts.
 """
+
+import time
 
 from nova.tests.functional.api import client
 from testtools.content import text_content
 
+from nova_migration_guard import nova_compat
 from tests.functional.migration_outcome import base
 
 RUNNING = base.fakelibvirt.VIR_DOMAIN_RUNNING
@@ -114,46 +121,65 @@ class GuardedLateFailureTest(_Scenarios, base.LateFailureTestCase):
 
 
 class StockLateFailureTest(_Scenarios, base.LateFailureTestCase):
-    """What stock Nova 34 does with the same failures (plugin disabled)."""
+    """What stock Nova does with the same failures (plugin disabled)."""
     GUARDED = False
 
-    def assert_stock_error(self, server, migration, host):
-        # No fault: Nova runs the migration outside the method that would
-        # record one.
-        server = self._wait_for_state_change(self.server, 'ERROR',
-                                             wait_for_fault_key=False)
+    def assert_stock_error(self, server, migration, host, dropped):
+        """ERROR on ``host`` where stock re-raises the migrate call's
+        error; where it drops it, as Nova's monitor ended the migration:
+        ACTIVE on ``host``, the migration ``dropped``."""
+        if not nova_compat.migrate_error_raised():
+            self.assertEqual(host, server['OS-EXT-SRV-ATTR:host'])
+            self.assertEqual('ACTIVE', server['status'])
+            self.assertEqual(dropped, migration['status'])
+            self.assertFalse(server['locked'])
+            return
+        server = self.wait_for_error_without_fault()
         self.assertEqual(host, server['OS-EXT-SRV-ATTR:host'])
         # After a completed migration the record is 'completed' for a
         # moment before Nova's error handling makes it 'error'.
         self._wait_for_migration_status(self.server, ['error'])
         self.assertFalse(server['locked'])
 
+    def wait_for_error_without_fault(self, timeout=60):
+        # No fault: Nova runs the migration outside the method that would
+        # record one (Nova's _wait_for_state_change waits for one).
+        deadline = time.monotonic() + timeout
+        server = self.api.get_server(self.server['id'])
+        while server['status'] != 'ERROR' and time.monotonic() < deadline:
+            time.sleep(0.25)
+            server = self.api.get_server(self.server['id'])
+        self.assertEqual('ERROR', server['status'])
+        return server
+
     def test_refused_before_the_job_started(self):
         server, migration = self.migrate_failing_at('refused')
-        self.assert_stock_error(server, migration, self.src)
+        self.assert_stock_error(server, migration, self.src, 'failed')
         self.assertEqual([self.src], self.running_on())
 
     def test_job_failed(self):
         server, migration = self.migrate_failing_at('job-failed')
-        self.assert_stock_error(server, migration, self.src)
+        self.assert_stock_error(server, migration, self.src, 'failed')
         self.assertEqual([self.src], self.running_on())
 
     def test_cancelled_by_the_completion_timeout(self):
         server, migration = self.abort_by_the_completion_timeout(
             'wait-abort')
-        self.assert_stock_error(server, migration, self.src)
+        self.assert_stock_error(server, migration, self.src,
+                                'cancelled')
         self.assertEqual([self.src], self.running_on())
 
     def test_cancelled_unseen_by_the_monitor(self):
         server, migration = self.abort_by_the_completion_timeout(
             'wait-abort-unseen')
-        self.assert_stock_error(server, migration, self.src)
+        self.assert_stock_error(server, migration, self.src, 'failed')
         self.assertEqual([self.src], self.running_on())
 
     def test_raised_after_the_migration_completed(self):
         server, migration = self.migrate_failing_at('completed-then-raise')
-        # A guest that runs fine on the destination, in ERROR.
-        self.assert_stock_error(server, migration, self.dest)
+        # A guest that runs fine on the destination, in ERROR (where the
+        # error is dropped: ACTIVE there, as it should be).
+        self.assert_stock_error(server, migration, self.dest, 'completed')
         self.assertEqual([self.dest], self.running_on())
 
     def assert_second_copy_can_start(self):
@@ -165,7 +191,8 @@ class StockLateFailureTest(_Scenarios, base.LateFailureTestCase):
 
     def test_postcopy_failed(self):
         server, migration = self.migrate_failing_at('postcopy-failed')
-        self.assert_stock_error(server, migration, self.src)
+        # Where the error is dropped, ACTIVE although neither half runs.
+        self.assert_stock_error(server, migration, self.src, 'failed')
         # Both halves of the guest are kept (shared storage: no cleanup on
         # the destination), and the source's half can be started again.
         self.assertEqual([self.dest, self.src],
@@ -175,7 +202,7 @@ class StockLateFailureTest(_Scenarios, base.LateFailureTestCase):
 
     def test_running_on_both_hosts(self):
         server, migration = self.migrate_failing_at('both-running')
-        self.assert_stock_error(server, migration, self.src)
+        self.assert_stock_error(server, migration, self.src, 'failed')
         self.assert_second_copy_can_start()
         # Two running copies of one guest.
         self.assertEqual([self.dest, self.src], self.running_on())

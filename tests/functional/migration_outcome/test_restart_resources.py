@@ -31,7 +31,7 @@ class RestartRecoveryResourcesTest(base.LateFailureTestCase):
     def setUp(self):
         super().setUp()
         self.volume = self.cinder.SWAP_OLD_VOL
-        self._attach_volume(self.server, self.volume)
+        self.attach_volume()
         self.port = self.neutron.port_1['id']
 
     def use_a_second_server(self):
@@ -42,9 +42,14 @@ class RestartRecoveryResourcesTest(base.LateFailureTestCase):
         self.server = self._create_server(networks=[{'port': port['id']}],
                                           host=self.src)
         self.port, self.volume = port['id'], self.cinder.SWAP_NEW_VOL
-        self._attach_volume(self.server, self.volume)
+        self.attach_volume()
 
     # ------------------------------------------------------------ helpers
+
+    def attach_volume(self):
+        # Nova's helper that every release since 31.x has (_attach_volume
+        # came in 33.x).
+        self._attach_volumes(self.server, [self.volume])
 
     def migrate(self, dies=False, switch_over=True, step='hang',
                 recovered_by='source'):
