@@ -56,22 +56,42 @@ NMG_NOVA21_TREE=$(NMG_PYTHON=$TOP/.tox/unit/bin/python \
                   timeout 600 tools/check-nova21-series.sh) || exit 1
 export NMG_NOVA21_TREE
 
-run_env() {  # name, time limit (s): full output in $OUT/<name>.log
-    local env=$1 limit=$2
-    step "tox -e $env (full output: $OUT/$env.log)"
-    NMG_SUBUNIT="$OUT/$env.subunit" timeout "$limit" $TOX -e "$env" > "$OUT/$env.log" 2>&1
+# The release lines before 34 get the CI subset (tox -e release-smoke: the
+# plugin's unit tests, the series' own Nova tests, one functional scenario
+# per guard); their full tiers run outside CI (README, "Nova releases").
+# Their environments install in the background while the 34 tiers run.
+OLDER_RELEASES="33 32 31"
+step "tox -e release-smoke for Nova $OLDER_RELEASES: installing in the background ($OUT/install-older.log)"
+(for release in $OLDER_RELEASES; do
+     NMG_NOVA_RELEASE=$release timeout 900 $TOX -e release-smoke --notest || exit 1
+ done) > "$OUT/install-older.log" 2>&1 &
+install_older_pid=$!
+
+run_env() {  # tox env, time limit (s)[, Nova release line]: full output
+    # in $OUT/<env><release>.log; the env's directory is .tox/<env><release>.
+    local env=$1 limit=$2 release=${3:-}
+    local name=$env$release
+    step "tox -e $env${release:+ on Nova $release} (full output: $OUT/$name.log)"
+    local -a release_env=()
+    [ -n "$release" ] && release_env=(env NMG_NOVA_RELEASE="$release")
+    NMG_SUBUNIT="$OUT/$name.subunit" timeout "$limit" "${release_env[@]}" \
+        $TOX -e "$env" > "$OUT/$name.log" 2>&1
     local rc=$?
-    echo $rc > "$OUT/$env.rc"   # read by the summary
+    echo $rc > "$OUT/$name.rc"   # read by the summary
     [ $rc = 124 ] && echo "tox -e $env: timed out after ${limit}s"
-    # Envs that rerun failures write the combined stream themselves.
-    [ -s "$OUT/$env.subunit" ] || \
-        "$TOP/.tox/$env/bin/stestr" --repo-url "$TOP/.tox/$env" last --subunit > "$OUT/$env.subunit" 2>/dev/null
-    grep '^FLAKY' "$OUT/$env.log"
-    grep -E '^(=+|Totals| - (Passed|Failed|Skipped)|Sum of execute time)' "$OUT/$env.log" | tail -n 8
+    # Envs that rerun failures or run several test paths write the
+    # combined stream themselves.
+    [ -s "$OUT/$name.subunit" ] || \
+        "$TOP/.tox/$name/bin/stestr" --repo-url "$TOP/.tox/$name" last --subunit > "$OUT/$name.subunit" 2>/dev/null
+    grep '^FLAKY' "$OUT/$name.log"
+    grep -E '^(=+|Totals| - (Passed|Failed|Skipped)|Sum of execute time)' "$OUT/$name.log" | tail -n 8
     if [ $rc != 0 ]; then
-        echo "--- tox -e $env failed (exit $rc): failing tests, then the log's end"
-        "$TOP/.tox/$env/bin/stestr" --repo-url "$TOP/.tox/$env" failing 2>/dev/null | tail -n 300
-        tail -n 40 "$OUT/$env.log"
+        echo "--- tox -e $env${release:+ on Nova $release} failed (exit $rc): failing tests, then the log's end"
+        # (release-smoke keeps one stestr repository per test path)
+        for repo in "$TOP/.tox/$name" "$TOP/.tox/$name"/stestr-*; do
+            [ -d "$repo/.stestr" ] && "$TOP/.tox/$name/bin/stestr" --repo-url "$repo" failing 2>/dev/null | tail -n 300
+        done
+        tail -n 40 "$OUT/$name.log"
     fi
     return $rc
 }
@@ -85,6 +105,15 @@ run_env functional 1500 || status=1
 run_env realcloud 1800 > "$OUT/realcloud.report" 2>&1 &
 realcloud_pid=$!
 run_env nova-patched 1800 || status=1
+# The older release lines while the cloud's suites still run.
+if wait $install_older_pid; then
+    for release in $OLDER_RELEASES; do
+        run_env release-smoke 600 "$release" || status=1
+    done
+else
+    echo "installing the release-smoke environments failed:"
+    tail -n 40 "$OUT/install-older.log"; status=1
+fi
 wait $realcloud_pid || status=1
 cat "$OUT/realcloud.report"
 run_env real-libvirt 1500 || status=1
@@ -94,5 +123,7 @@ step "summary"
     unit="$OUT/unit.subunit" functional="$OUT/functional.subunit" \
     nova-patched="$OUT/nova-patched.subunit" \
     real-libvirt="$OUT/real-libvirt.subunit" \
-    realcloud="$OUT/realcloud.subunit" || status=1
+    realcloud="$OUT/realcloud.subunit" \
+    $(for r in $OLDER_RELEASES; do
+          echo "release-smoke$r=$OUT/release-smoke$r.subunit"; done) || status=1
 exit $status

@@ -129,6 +129,22 @@ class RealCloudTestCase(testtools.TestCase):
         self.assertEqual(1, len(found), found)
         return found[0]
 
+    def wait_for_compute_up(self, host, timeout=180):
+        """Until Nova's API shows ``host``'s compute service up.  A
+        restarted nova-compute logs that it joined its service group at
+        once, but sends its first heartbeat seconds later (Nova's
+        INITIAL_REPORTING_DELAY); until then the scheduler's ComputeFilter
+        skips the host, and a boot or move onto it fails."""
+        deadline = time.monotonic() + timeout
+        while True:
+            service = self.compute_service(host)
+            if service.state == 'up':
+                return service
+            if time.monotonic() > deadline:
+                self.fail('the compute service of %s is %s/%s after %d s'
+                          % (host, service.state, service.status, timeout))
+            time.sleep(0.5)
+
     def update_compute_service(self, host, **body):
         """PUT os-services/{id} of ``host``'s compute (2.53: status,
         forced_down)."""

@@ -69,6 +69,7 @@ class _EvacuateRace(_MoveRace):
         # Nova forces a host up only once its restarted compute has
         # completed the evacuations from it.
         self.update_compute_service(self.down_host, forced_down=False)
+        self.wait_for_compute_up(self.down_host)
 
 
 class _UnshelveRace(_MoveRace):

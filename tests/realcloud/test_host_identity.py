@@ -101,6 +101,7 @@ class _SameIdentity(base.RealCloudTestCase):
             processes.stop(started)
         own = self.cloud.start_nova_service(name)
         self.wait_for_log(own, 'Join ServiceGroup membership', 180)
+        self.wait_for_compute_up(HOST)
 
     def start_compute(self, host=HOST, **overrides):
         """One more nova-compute process with [DEFAULT] host = ``host``."""
