@@ -290,6 +290,11 @@ class MigrationCloud(libvirt_cloud.LibvirtCloudTestCase):
     src, dest = 'src', 'dest'
     #: 'none', or 'port': the server has the Neutron fixture's port_1.
     SERVER_NETWORKS = 'none'
+    #: A migration network: the destination's ``[libvirt]
+    #: live_migration_inbound_addr``, the only address at which another
+    #: host reaches a libvirt (the host names resolve to a network that
+    #: libvirt does not listen on).
+    DEST_INBOUND_ADDRESS = None
 
     def setUp(self):
         super().setUp()
@@ -302,11 +307,26 @@ class MigrationCloud(libvirt_cloud.LibvirtCloudTestCase):
             'nova.tests.fixtures.libvirt.Domain.isActive', _is_active))
         real_open = fakelibvirt.openAuth
 
+        if self.DEST_INBOUND_ADDRESS:
+            # (one configuration for every compute of the harness: only the
+            # destination's matters for a migration to it)
+            self.flags(live_migration_inbound_addr=self.DEST_INBOUND_ADDRESS,
+                       group='libvirt')
+
         def open_auth(uri, auth, flags=0):
-            for host, compute in self.computes.items():
-                if '//%s/' % host in uri:
+            reachable = ({self.DEST_INBOUND_ADDRESS: self.dest}
+                         if self.DEST_INBOUND_ADDRESS else
+                         {host: host for host in self.computes})
+            for address, host in reachable.items():
+                if '//%s/' % address in uri and host in self.computes:
                     return _ReadOnlyView(
-                        compute.driver._host.get_connection())
+                        self.computes[host].driver._host.get_connection())
+            if self.DEST_INBOUND_ADDRESS:
+                raise fakelibvirt.make_libvirtError(
+                    fakelibvirt.libvirtError,
+                    'unable to connect to server: Connection refused',
+                    error_code=fakelibvirt.VIR_ERR_SYSTEM_ERROR,
+                    error_domain=fakelibvirt.VIR_FROM_RPC)
             return real_open(uri, auth, flags)
         self.useFixture(fixtures.MonkeyPatch(
             'nova.tests.fixtures.libvirt.openAuth', open_auth))

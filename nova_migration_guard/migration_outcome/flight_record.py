@@ -42,6 +42,22 @@ class Record(object):
         self.migrate_data = migrate_data
         self.source_bdms = source_bdms
 
+    @property
+    def destination_address(self):
+        return destination_address(self.dest, self.migrate_data)
+
+
+def destination_address(dest, migrate_data):
+    """The address at which the source reaches the destination's libvirt,
+    as Nova's libvirt driver does for the migration itself: the
+    destination's ``[libvirt] live_migration_inbound_addr``
+    (``target_connect_addr``, e.g. on a migration network), else its host
+    name ``dest``."""
+    if ('target_connect_addr' in migrate_data and
+            migrate_data.target_connect_addr):
+        return migrate_data.target_connect_addr
+    return dest
+
 
 def directory():
     return os.path.join(CONF.state_path, 'migration_guard', 'live-migrations')

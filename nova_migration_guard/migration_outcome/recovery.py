@@ -138,16 +138,22 @@ def _recover(manager, context, migration):
         # be aborted, and the verdict then waits for libvirt to end it
         # (or holds the instance), tearing nothing down meanwhile.
         manager.driver.end_migration_job(instance)
+    record = (flight_record.read(context, migration.uuid) if at_source
+              else None)
+    dest = None
+    if at_source:
+        # Where this host's libvirt sent the guest, as Nova's driver
+        # reached it (a migration network's address, if the record has it).
+        dest = (record.destination_address if record is not None
+                else migration.dest_compute)
     verdict = manager.driver.migration_verdict(
         instance,
         source=None if at_source else migration.source_compute,
-        dest=migration.dest_compute if at_source else None)
+        dest=dest)
     LOG.warning('Found live migration %s (%s -> %s) under way at start; '
                 'libvirt says: %s', migration.uuid,
                 migration.source_compute, migration.dest_compute,
                 verdict.reason, instance=instance)
-    record = (flight_record.read(context, migration.uuid) if at_source
-              else None)
     if record is not None:
         # Nova's migrate_data carries the migration that its flows update.
         record.migrate_data.migration = migration

@@ -163,9 +163,7 @@ class GuardedLibvirtDriver(libvirt_driver.LibvirtDriver):
             return super()._live_migration(
                 context, instance, dest, post_method, recover_method,
                 block_migration, migrate_data)
-        address = (migrate_data.target_connect_addr
-                   if 'target_connect_addr' in migrate_data and
-                   migrate_data.target_connect_addr else dest)
+        address = flight_record.destination_address(dest, migrate_data)
         ending = _Ending(self, context, instance, dest, address,
                          block_migration, migrate_data, post_method,
                          recover_method)

@@ -259,6 +259,28 @@ class GuardedRestartTest(_RestartScenarios, base.LateFailureTestCase):
         self.assertEqual('migrating', server['OS-EXT-STS:task_state'])
 
 
+class GuardedRestartOnAMigrationNetworkTest(_RestartScenarios,
+                                            base.LateFailureTestCase):
+    """The destination's ``[libvirt] live_migration_inbound_addr`` names
+    a migration network, the only one on which libvirt listens.  The
+    restarted source must ask the destination's libvirt where Nova's
+    driver sent the guest (the flight record's ``target_connect_addr``),
+    not at the destination's host name, which it cannot reach: asked
+    there, it cannot tell where the guest runs and holds the instance."""
+
+    DEST_INBOUND_ADDRESS = 'dest.migration.example'
+
+    def test_source_restart(self):
+        self.source_dies_after_switch_over(undefine_source=False)
+        self.restart_compute_service(self.src)
+        server, migration = self.server_and_migration()
+        self.assertEqual('completed', migration['status'])
+        self.assertEqual(self.dest, server['OS-EXT-SRV-ATTR:host'])
+        self.assertEqual('ACTIVE', server['status'])
+        self.assertFalse(server['locked'])
+        self.assertEqual([self.dest], self.running_on())
+
+
 class StockRestartTest(_RestartScenarios, base.LateFailureTestCase):
     GUARDED = False
 
