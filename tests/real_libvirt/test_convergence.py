@@ -28,6 +28,10 @@ from nova_migration_guard.embedded.real_libvirt import nova_driver
 from tests.real_libvirt import test_nova_driver
 
 
+#: The heartbeat (one a second from boot) after which a guest is migrated.
+SETTLED_HEARTBEAT = 20
+
+
 class _ConvergenceTest(test_nova_driver.NovaDriverTestCase):
 
     LIBVIRT_OPTIONS = {
@@ -53,6 +57,12 @@ class _ConvergenceTest(test_nova_driver.NovaDriverTestCase):
     def migrate_dirty_guest(self):
         instance, self.guest_console = self.boot(
             'dirty', memory_mib=256, **nova_driver.DIRTY_TWICE_THE_CAP)
+        # Migrated within seconds of its boot, this TCG guest went silent
+        # or crashed 17-19 s after it booted, right after the switch-over
+        # (QEMU 7.2, stock and guarded alike; see wait_for_heartbeat_after):
+        # a guest settled past that age is what these tests migrate.
+        self.wait_for_heartbeat_after(self.guest_console, SETTLED_HEARTBEAT,
+                                      timeout=60.0)
         if self.POLICY:
             instance.flavor.extra_specs = {
                 'migration_guard:convergence_policy': self.POLICY}
