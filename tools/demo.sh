@@ -3,21 +3,32 @@
 # scheduler, placement and fake computes in one process, on patched Nova)
 # and run each seed scenario with the plugin disabled and enabled.
 # Extra arguments go to `nova-migration-guard demo` (e.g. --json; --real
-# adds the real hypervisor scenario and installs what it needs): stdout
-# carries only its table (or JSON), progress goes to stderr.
+# adds the real hypervisor scenario and installs what it needs; --cloud
+# real runs the anti-affinity races on the real-services cloud instead,
+# and installs MariaDB, RabbitMQ, etcd and the realcloud environment):
+# stdout carries only its table (or JSON), progress goes to stderr.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v patch >/dev/null; then
-    [ "$(id -u)" = 0 ] || { echo "install GNU patch first" >&2; exit 1; }
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq patch >/dev/null
-fi
+ENV_NAME=demo
+APT_PKGS=patch
+prev=
+for arg in "$@"; do
+    if [ "$arg" = --cloud=real ] || { [ "$prev" = --cloud ] && [ "$arg" = real ]; }; then
+        # The real-services cloud: MariaDB, RabbitMQ and etcd from Debian,
+        # Keystone, placement, Glance and Nova from PyPI (tox -e realcloud).
+        ENV_NAME=realcloud
+        APT_PKGS="patch mariadb-server rabbitmq-server etcd-server"
+    fi
+    prev=$arg
+done
+bash tools/install-apt.sh $APT_PKGS >&2 || exit 1
 if [ ! -x .venv-tox/bin/tox ]; then
     echo "creating .venv-tox with tox ..." >&2
     python3 -m venv .venv-tox && .venv-tox/bin/pip install -q -U pip 'tox>=4' >&2 || exit 1
 fi
-echo "preparing the demo environment (nova 34.0.0 and its test harness; ~1 min the first time) ..." >&2
-.venv-tox/bin/tox -q -e demo --notest >&2 || exit 1
-ENV=.tox/demo/bin
+echo "preparing the $ENV_NAME environment (nova 34.0.0 and its test harness; ~1 min the first time, ~4 min for realcloud) ..." >&2
+.venv-tox/bin/tox -q -e $ENV_NAME --notest >&2 || exit 1
+ENV=.tox/$ENV_NAME/bin
 for arg in "$@"; do
     if [ "$arg" = --real ]; then
         # The real hypervisor scenario: libvirtd, QEMU and libvirt-python.

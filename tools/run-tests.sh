@@ -13,25 +13,11 @@ step() { printf '\n=== %s (%s)\n' "$*" "$(date -u +%H:%M:%S)"; }
 
 # --- system packages: etcd, redis and ZooKeeper servers for the
 # coordination tests, GNU patch for the patch command, MariaDB and RabbitMQ
-# for the real-services cloud (tox -e realcloud). policy-rc.d keeps apt from
-# starting the packaged services: the tests start their own on loopback.
-APT_PKGS="etcd-server redis-server zookeeperd patch mariadb-server rabbitmq-server"
-missing=$(for p in $APT_PKGS; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
-if [ -n "$missing" ]; then
-    step "apt-get install $missing"
-    if [ "$(id -u)" != 0 ]; then
-        echo "need root to install: $missing" >&2; exit 1
-    fi
-    # One that is already there (Docker images ship one) stays as it is.
-    own_policy=
-    if [ ! -e /usr/sbin/policy-rc.d ]; then
-        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
-        chmod +x /usr/sbin/policy-rc.d; own_policy=1
-    fi
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
-    rc=$?; [ -n "$own_policy" ] && rm -f /usr/sbin/policy-rc.d
-    [ $rc = 0 ] || { echo "apt-get install failed" >&2; exit 1; }
-fi
+# for the real-services cloud (tox -e realcloud), installed without
+# starting their packaged services.
+step "system packages"
+bash tools/install-apt.sh etcd-server redis-server zookeeperd patch \
+    mariadb-server rabbitmq-server || exit 1
 
 # --- libvirtd and QEMU for the real hypervisor tier (tests/real_libvirt)
 step "libvirt and QEMU for the real hypervisor tier"

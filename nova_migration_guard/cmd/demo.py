@@ -2,6 +2,7 @@
 
 import argparse
 import os
+import sys
 import tempfile
 
 # The scenarios' names only: the module loads no Nova.
@@ -37,6 +38,20 @@ def add_parser(subparsers):
                         choices=names,
                         help='run only this scenario (repeatable; the '
                              'names are listed below)')
+    parser.add_argument('--cloud', choices=('embedded', 'real'),
+                        default='embedded',
+                        help='embedded (default): Nova\'s in-process '
+                             'services, every scenario, about 3 minutes; '
+                             'real: the real-services cloud (MariaDB, '
+                             'RabbitMQ, Keystone, placement, Glance, etcd '
+                             'and Nova\'s services as separate processes, '
+                             'on 127.0.0.1) and its anti-affinity races, '
+                             'about 15 minutes; tools/demo.sh --cloud real '
+                             'installs what it needs')
+    parser.add_argument('--rounds', type=_positive, default=5,
+                        metavar='N',
+                        help='--cloud real: rounds of each race (default '
+                             '5; the tests run 20)')
     parser.add_argument('--log-file', metavar='PATH',
                         help='where the embedded services\' own output goes '
                              '(default: services.log in a new directory of '
@@ -45,7 +60,20 @@ def add_parser(subparsers):
     parser.set_defaults(func=run)
 
 
+def _positive(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            'expected a whole number of rounds, 1 or more; got %r' % text)
+    return value
+
+
 def run(args):
+    if args.cloud == 'real':
+        return _run_real(args)
     # The in-process services log to stdout/stderr through handlers that
     # hold the original streams: keep our own copies of the terminal's file
     # descriptors for the results and progress, and point 1 and 2 at the
@@ -70,3 +98,15 @@ def run(args):
     out.flush()
     progress.flush()
     return code
+
+
+def _run_real(args):
+    """The real-services cloud: its services are processes with their own
+    logs, so stdout and stderr stay the terminal's."""
+    if args.real or args.scenario or args.log_file:
+        print('nova-migration-guard demo: --real, --scenario and '
+              '--log-file apply to --cloud embedded only', file=sys.stderr)
+        return 2
+    from nova_migration_guard.demo import real_cloud
+    return real_cloud.run(rounds=args.rounds, as_json=args.json,
+                          out=sys.stdout, progress=sys.stderr)

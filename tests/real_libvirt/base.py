@@ -45,7 +45,8 @@ class RealLibvirtTestCase(base.BaseTestCase):
     def create_guest(self, conn, name, console_dir, memory_mib=128,
                      **dirty):
         """Define and start a guest on conn; returns (domain, console log
-        path).  dirty takes dirty_mb, dirty_rate and dirty_spin.
+        path).  dirty takes dirty_mb, dirty_rate, dirty_spin and
+        dirty_for.
 
         If the test fails, the guest's whole serial console and each
         host's QEMU log of it are attached: a guest that panicked or a

@@ -16,8 +16,10 @@ auto-converge so that the rung under test is the only way to finish:
 post-copy, pause, abort.
 """
 
+import os
 import time
 
+import testtools
 from testtools.content import text_content
 
 from nova_migration_guard.convergence import ladder
@@ -54,9 +56,14 @@ class _ConvergenceTest(test_nova_driver.NovaDriverTestCase):
                                   **self.CONVERGENCE_OPTIONS)
         self.log = self.useFixture(nova_driver.ConvergenceStepLog())
 
-    def migrate_dirty_guest(self):
+    def trace_extras(self):
+        return {'policy': self.POLICY or 'minimal-downtime',
+                'probe_dirty_bps': self.log.probe_bps()}
+
+    def migrate_dirty_guest(self, **dirty):
         instance, self.guest_console = self.boot(
-            'dirty', memory_mib=256, **nova_driver.DIRTY_TWICE_THE_CAP)
+            'dirty', memory_mib=256,
+            **(dirty or nova_driver.DIRTY_TWICE_THE_CAP))
         # Migrated within seconds of its boot, this TCG guest went silent
         # or crashed 17-19 s after it booted, right after the switch-over
         # (QEMU 7.2, stock and guarded alike; see wait_for_heartbeat_after):
@@ -167,3 +174,42 @@ class CustomPreCopyOnlyPolicyTest(_ConvergenceTest):
         # Neither downtime step fits; the abort, which fails the
         # migration, waits for a pass to confirm what the probe measured.
         self.assert_predicted_last_resort(ladder.ABORT)
+
+
+@testtools.skipUnless(os.environ.get('NMG_RECORD_TRACES'),
+                      'recorded by tools/record-traces.sh PredictorTraceTest')
+class PredictorTraceTest(_ConvergenceTest):
+    """Migrations under the default policy recorded as traces for the
+    predictor's unit tests (tests/unit/convergence/test_predictor.py
+    replays them through the ladder and asserts its decisions): a guest
+    whose writes the throttle can slow below the stream, one it cannot,
+    and one that stops writing early in the first pass.  They run only
+    while recording (``tools/record-traces.sh PredictorTraceTest``): what
+    each guest dirties depends on the machine's CPU, so the decisions are
+    asserted on the recordings; the default policy on the real guest runs
+    in DefaultPolicyTest."""
+
+    def test_throttle_enough(self):
+        """128 MiB rewritten as fast as the vCPU allows, each page costing
+        a busy loop: the rate is bound by vCPU time, which QEMU's
+        throttle takes away."""
+        self.assert_completed(self.migrate_dirty_guest(
+            dirty_mb=128, dirty_rate=0, dirty_spin=THROTTLED_SPIN))
+
+    def test_throttle_not_enough(self):
+        """The real tier's guest (128 MiB at 30 MiB/s, twice the stream):
+        under TCG the throttle slows its capped writes far less than in
+        proportion."""
+        self.assert_completed(self.migrate_dirty_guest())
+
+    def test_guest_calms_down(self):
+        """The same guest stops writing about 3 s into the migration
+        (SETTLED_HEARTBEAT + 3 s after its writer started)."""
+        self.assert_completed(self.migrate_dirty_guest(**dict(
+            nova_driver.DIRTY_TWICE_THE_CAP,
+            dirty_for=SETTLED_HEARTBEAT + 3)))
+
+
+#: Busy-loop iterations per page of test_throttle_enough's guest: about
+#: 20 MiB/s unthrottled under TCG on this machine kind (2 cores).
+THROTTLED_SPIN = 5000

@@ -52,7 +52,11 @@ class NovaDriverTestCase(base.RealLibvirtTestCase):
             job_stats=[{'t': round(t - start, 3), 'host': host,
                         'domain': domain, 'stats': stats}
                        for t, host, domain, stats in self.nova.stats.samples
-                       ]))
+                       ], **self.trace_extras()))
+
+    def trace_extras(self):
+        """More Trace fields of this test (policy, probe_dirty_bps)."""
+        return {}
 
     def boot(self, name, memory_mib=128, **dirty):
         domain, console = self.start_guest(

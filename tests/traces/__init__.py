@@ -26,8 +26,12 @@ import os
 DIRECTORY = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                          'libvirt')
 
+#: ``policy``: the flavor's convergence policy of a guarded migration;
+#: ``probe_dirty_bps``: what the dirty-rate probe measured as it started
+#: (None: no probe, or a trace recorded before the probe existed).
 Trace = collections.namedtuple(
-    'Trace', 'name description versions settings events job_stats')
+    'Trace', 'name description versions settings events job_stats policy '
+    'probe_dirty_bps', defaults=(None, None))
 
 
 def load(name, directory=DIRECTORY):

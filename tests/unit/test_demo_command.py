@@ -47,3 +47,29 @@ class DemoArgumentsTestCase(testtools.TestCase):
         args = main.build_parser().parse_args(
             ['demo', '--scenario', NAMES[0], '--scenario', NAMES[-1]])
         self.assertEqual([NAMES[0], NAMES[-1]], args.scenario)
+
+    def test_rounds_must_be_a_positive_number(self):
+        for bad in ('0', '-3', 'five'):
+            code, _, err = self._exit('demo', '--cloud', 'real',
+                                      '--rounds', bad)
+            self.assertEqual(2, code)
+            self.assertIn('--rounds: expected a whole number of rounds, 1 '
+                          'or more; got %r' % bad, err)
+
+    def test_unknown_cloud_refused_with_the_choices(self):
+        code, _, err = self._exit('demo', '--cloud', 'devstack')
+        self.assertEqual(2, code)
+        self.assertIn("--cloud: invalid choice: 'devstack' (choose from "
+                      "'embedded', 'real')", err)
+
+    def test_embedded_only_options_refused_on_the_real_cloud(self):
+        # Before any cloud starts: one line, exit status 2.
+        err = io.StringIO()
+        args = main.build_parser().parse_args(
+            ['demo', '--cloud', 'real', '--scenario', NAMES[0]])
+        with contextlib.redirect_stderr(err):
+            code = args.func(args)
+        self.assertEqual(2, code)
+        self.assertEqual('nova-migration-guard demo: --real, --scenario and '
+                         '--log-file apply to --cloud embedded only\n',
+                         err.getvalue())

@@ -158,13 +158,14 @@ def ensure_image():
 
 
 def domain_xml(name, uuid, memory_mib, vcpus, kernel, initrd, console_log,
-               dirty_mb=0, dirty_rate=0, dirty_spin=0):
+               dirty_mb=0, dirty_rate=0, dirty_spin=0, dirty_for=0):
     """Domain XML of a TCG guest (type 'qemu': the guest kernel does not
     boot under this machine's KVM) booting kernel+initrd directly, with its
     serial console appended to console_log; no disk, no network, no USB, no
     balloon, so that migration moves only RAM and device state."""
     cmdline = ('console=ttyS0 quiet panic=-1 dirty_mb=%d dirty_rate=%d '
-               'dirty_spin=%d' % (dirty_mb, dirty_rate, dirty_spin))
+               'dirty_spin=%d dirty_for=%d' % (dirty_mb, dirty_rate,
+                                               dirty_spin, dirty_for))
     q = saxutils.escape
     a = saxutils.quoteattr
     return """<domain type='qemu'>

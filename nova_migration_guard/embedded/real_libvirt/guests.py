@@ -32,7 +32,8 @@ class GuestKernelCrashed(GuestError):
 
 def create(conn, image, name, console_dir, memory_mib=128, **dirty):
     """Define and start a guest on conn; returns (domain, console log
-    path).  dirty takes dirty_mb, dirty_rate and dirty_spin."""
+    path).  dirty takes dirty_mb, dirty_rate, dirty_spin and
+    dirty_for."""
     console_path = os.path.join(console_dir, 'console-%s.log' % name)
     xml = guest_image.domain_xml(
         name=name, uuid=uuid.uuid4(), memory_mib=memory_mib, vcpus=1,

@@ -32,6 +32,7 @@ fixture) instead of once per Host.
 """
 
 import logging
+import re
 import threading
 import time
 
@@ -324,6 +325,15 @@ class ConvergenceStepLog(fixtures.Fixture):
     def steps(self):
         return [m for m in (r.getMessage() for r in self.records)
                 if m.startswith('Convergence: ')]
+
+    def probe_bps(self):
+        """What the dirty-rate probe measured (bytes/s; None: none)."""
+        for record in self.records:
+            found = re.search(r'Dirty-rate probe: the guest dirties '
+                              r'([0-9.]+) MiB/s', record.getMessage())
+            if found:
+                return float(found.group(1)) * 2 ** 20
+        return None
 
     def actions(self):
         """['set-downtime', ..., 'post-copy']"""

@@ -1,14 +1,15 @@
 /*
  * Guest memory dirtier for the real hypervisor tests.
  *
- *   dirty REGION_MB [RATE_MB_PER_S [SPIN]]
+ *   dirty REGION_MB [RATE_MB_PER_S [SPIN [SECONDS]]]
  *
  * Writes one byte in every 4 KiB page of a REGION_MB region, page after page
  * and round after round, so live migration has to send every page again
  * after each round.  RATE_MB_PER_S caps the pace (0: no cap).  SPIN is a
  * busy loop per page: it makes the dirty rate depend on vCPU time, so that
- * auto-converge's vCPU throttling slows it down.  Prints its achieved rate
- * on stdout every 5 s.
+ * auto-converge's vCPU throttling slows it down.  SECONDS: stop writing
+ * after that long (0: never), a guest that calms down by itself.  Prints
+ * its achieved rate on stdout every 5 s.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,7 @@ int main(int argc, char **argv)
     long region_mb = argc > 1 ? atol(argv[1]) : 0;
     long rate = argc > 2 ? atol(argv[2]) : 0;
     long spin = argc > 3 ? atol(argv[3]) : 0;
+    long seconds = argc > 4 ? atol(argv[4]) : 0;
     size_t pages, page = 0;
     unsigned char *mem;
     unsigned long round = 0, mb_done = 0, mb_window = 0;
@@ -47,8 +49,8 @@ int main(int argc, char **argv)
     }
     /* Fault every page in first: the region is then fully resident. */
     memset(mem, 1, pages * PAGE);
-    printf("dirty: region=%ld MiB rate=%ld MiB/s spin=%ld\n",
-           region_mb, rate, spin);
+    printf("dirty: region=%ld MiB rate=%ld MiB/s spin=%ld for=%ld s\n",
+           region_mb, rate, spin, seconds);
     fflush(stdout);
 
     start = window_start = now();
@@ -74,6 +76,12 @@ int main(int argc, char **argv)
         }
         double t = now();
 
+        if (seconds > 0 && t - start >= seconds) {
+            printf("dirty: stopped after %ld s\n", seconds);
+            fflush(stdout);
+            for (;;)
+                pause();
+        }
         if (t - window_start >= 5) {
             printf("dirty: %.0f MiB/s\n", mb_window / (t - window_start));
             fflush(stdout);
