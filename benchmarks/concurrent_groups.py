@@ -45,7 +45,7 @@ import fixtures
 from nova.virt import fake
 
 from nova_migration_guard.demo import runner
-from nova_migration_guard.embedded import cloud as cloud_mod
+from nova_migration_guard.lab.embedded import cloud as cloud_mod
 from nova_migration_guard import report
 
 ROUNDS = 5

@@ -37,9 +37,9 @@ import unittest
 import fixtures
 
 from nova_migration_guard.convergence import ladder
-from nova_migration_guard.embedded.real_libvirt import guests
-from nova_migration_guard.embedded.real_libvirt.hosts import libvirt
-from nova_migration_guard.embedded.real_libvirt import nova_driver
+from nova_migration_guard.lab.real_libvirt import guests
+from nova_migration_guard.lab.real_libvirt.hosts import libvirt
+from nova_migration_guard.lab.real_libvirt import nova_driver
 from nova_migration_guard import report
 from nova_migration_guard.virt.libvirt import driver as guarded
 from tests.real_libvirt import base

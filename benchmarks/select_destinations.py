@@ -60,7 +60,7 @@ from oslo_utils import uuidutils
 import sqlalchemy as sa
 
 from nova_migration_guard.demo import runner
-from nova_migration_guard.embedded import cloud as cloud_mod
+from nova_migration_guard.lab.embedded import cloud as cloud_mod
 from nova_migration_guard import report
 from nova_migration_guard.scheduler import filters as guard_filters
 from nova_migration_guard.scheduler import weighers as guard_weighers

@@ -15,7 +15,7 @@ qemu-system-x86 libvirt-dev pkg-config gcc libc6-dev util-linux"
 [ "$(id -u)" = 0 ] || die "must run as root"
 
 missing=$(for p in $APT_PKGS; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
-# The guest image build (nova_migration_guard/embedded/real_libvirt/
+# The guest image build (nova_migration_guard/lab/real_libvirt/
 # guest_image.py) fetches these with `apt-get download`, which needs the
 # package lists too.
 GUEST_PKGS="linux-image-amd64 busybox-static"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Inside a running real-services cloud (OS_CLOUD and OS_CLIENT_CONFIG_FILE
-# set by `python -m nova_migration_guard.realcloud run`): the DevStack
+# set by `python -m nova_migration_guard.lab.realcloud run`): the DevStack
 # scenario suite (tests/devstack, through openstacksdk and clouds.yaml),
 # then the cross-process suite (tests/realcloud).  One cloud start serves
 # both.  With NMG_SUBUNIT set, all results are written there as one stream.

@@ -16,6 +16,6 @@ if [ -n "${OS_CLOUD:-}" ] || [ "${NMG_DEVSTACK_EMBEDDED:-0}" = 1 ]; then
 fi
 export NMG_DEVSTACK_IMAGE=${NMG_DEVSTACK_IMAGE:-realcloud-image}
 export NMG_DEVSTACK_FLAVOR=${NMG_DEVSTACK_FLAVOR:-realcloud.small}
-exec python -m nova_migration_guard.realcloud run --guards anti_affinity \
+exec python -m nova_migration_guard.lab.realcloud run --guards anti_affinity \
     --state-dir "${NMG_REALCLOUD_STATE_DIR:?}" \
     --base-port "${NMG_REALCLOUD_BASE_PORT:-47100}" -- "${tests[@]}"

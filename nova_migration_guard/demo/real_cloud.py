@@ -1,5 +1,5 @@
 """``nova-migration-guard demo --cloud real``: the anti-affinity races on
-the real-services cloud (nova_migration_guard.realcloud: MariaDB,
+the real-services cloud (nova_migration_guard.lab.realcloud: MariaDB,
 RabbitMQ, Keystone, placement, Glance, etcd, and Nova's API, 2 conductors,
 2 schedulers and 4 fake computes as separate processes), stock Nova and
 then guarded Nova (``guards = anti_affinity``: the in-flight filter, the
@@ -18,8 +18,8 @@ import json
 import tempfile
 import time
 
-from nova_migration_guard.realcloud import cloud as cloud_mod
-from nova_migration_guard.realcloud import races
+from nova_migration_guard.lab.realcloud import cloud as cloud_mod
+from nova_migration_guard.lab.realcloud import races
 from nova_migration_guard import report
 
 STOCK = 'stock'

@@ -9,7 +9,7 @@ timeout shortened to 60 s/GiB (120 s) to keep the demo short.  Guarded: the
 convergence and migration_outcome guards with the default policy.  Real:
 Nova's libvirt driver, libvirtd, QEMU, the guest.  Stubbed as in the
 real-tier tests: Nova's cloud side (database, RPC, the destination's
-compute service), see nova_migration_guard/embedded/real_libvirt/
+compute service), see nova_migration_guard/lab/real_libvirt/
 nova_driver.py.
 
 Progress goes to stderr as ``progress: ...`` lines; the outcome to stdout
@@ -29,8 +29,8 @@ def progress(line):
 
 def migrate(guarded):
     """Boot the guest on A, live-migrate it to B; returns what happened."""
-    from nova_migration_guard.embedded.real_libvirt import cloud
-    from nova_migration_guard.embedded.real_libvirt import nova_driver
+    from nova_migration_guard.lab.real_libvirt import cloud
+    from nova_migration_guard.lab.real_libvirt import nova_driver
     from nova_migration_guard.virt.libvirt import driver
 
     with cloud.RealLibvirtCloud() as real, \

@@ -6,7 +6,7 @@ import time
 
 from nova_migration_guard.conf import guard as guard_conf
 from nova_migration_guard.demo import scenarios as scenarios_mod
-from nova_migration_guard.embedded import cloud as cloud_mod
+from nova_migration_guard.lab.embedded import cloud as cloud_mod
 from nova_migration_guard import report
 
 STOCK = 'stock'
@@ -59,7 +59,7 @@ def real_tier_problem(real):
     """Why the real-tier scenarios do not run (None: they do)."""
     if not real:
         return 'skipped: needs --real (two libvirt daemons, QEMU)'
-    from nova_migration_guard.embedded.real_libvirt import cloud
+    from nova_migration_guard.lab.real_libvirt import cloud
     try:
         cloud.check_environment()
     except cloud.Unavailable as exc:

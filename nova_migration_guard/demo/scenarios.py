@@ -29,7 +29,7 @@ class Scenario(object):
     #: Computes the cloud needs (EmbeddedCloudTestCase).
     computes = 3
     #: The cloud to run on: None for EmbeddedCloudTestCase (fake driver),
-    #: or a libvirt cloud of nova_migration_guard.embedded (fake libvirt).
+    #: or a libvirt cloud of nova_migration_guard.lab.embedded (fake libvirt).
     cloud_class = None
     #: True for scenarios that run a library's logic without a cloud:
     #: ``run_logic(guarded)`` instead of ``run(cloud)``.
@@ -154,7 +154,7 @@ class MigrationRaisesAfterMove(Scenario):
 
     @property
     def cloud_class(self):
-        from nova_migration_guard.embedded import libvirt_migration
+        from nova_migration_guard.lab.embedded import libvirt_migration
         return libvirt_migration.MigrationCloud
 
     def run(self, cloud):
@@ -188,7 +188,7 @@ class BackupComputeOtherHost(Scenario):
 
     @property
     def cloud_class(self):
-        from nova_migration_guard.embedded import libvirt_cloud
+        from nova_migration_guard.lab.embedded import libvirt_cloud
 
         class Cloud(libvirt_cloud.LibvirtCloudTestCase):
             # Nova's real node-identity checks.

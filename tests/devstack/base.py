@@ -3,7 +3,7 @@
 The cloud is the one named by ``OS_CLOUD`` (clouds.yaml; DevStack writes
 ``devstack-admin``), with admin credentials.  Without ``OS_CLOUD``,
 ``tox -e devstack`` (tools/run_devstack_tests.sh) starts the real-services
-cloud (nova_migration_guard.realcloud, anti_affinity guard) and names it in
+cloud (nova_migration_guard.lab.realcloud, anti_affinity guard) and names it in
 ``OS_CLOUD``.  With ``NMG_DEVSTACK_EMBEDDED=1`` and no ``OS_CLOUD``, the
 tests start the embedded cloud with the anti_affinity guard and 3 computes
 in a child process (``embedded_server``), once per test process, and reach

@@ -53,8 +53,8 @@ def serve(state_dir):
     # Imported here: importing the embedded cloud applies Nova's test
     # concurrency policy (monkey patching) to this process.
     from nova_migration_guard.demo import runner
-    from nova_migration_guard.embedded import cloud as cloud_mod
-    from nova_migration_guard.embedded import http
+    from nova_migration_guard.lab.embedded import cloud as cloud_mod
+    from nova_migration_guard.lab.embedded import http
 
     state = pathlib.Path(state_dir)
     stop = state / 'stop'

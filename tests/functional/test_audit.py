@@ -23,7 +23,7 @@ from oslo_utils import timeutils
 
 from nova_migration_guard.audit import findings
 from nova_migration_guard.cmd import audit as audit_cmd
-from nova_migration_guard.embedded import http
+from nova_migration_guard.lab.embedded import http
 from tests.functional import base
 
 CLOUD = 'embedded'

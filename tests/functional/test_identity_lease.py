@@ -25,7 +25,7 @@ import testscenarios
 
 from nova_migration_guard import conf as mg_conf
 from nova_migration_guard import coordination
-from nova_migration_guard.embedded import processes
+from nova_migration_guard.lab.embedded import processes
 from tests.fixtures import servers
 
 GROUP = 'migration_guard_coordination'

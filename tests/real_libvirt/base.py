@@ -11,10 +11,10 @@ import os
 from oslotest import base
 from testtools import content
 
-from nova_migration_guard.embedded.real_libvirt import cloud
-from nova_migration_guard.embedded.real_libvirt import guest_image
-from nova_migration_guard.embedded.real_libvirt import guests
-from nova_migration_guard.embedded.real_libvirt import hosts
+from nova_migration_guard.lab.real_libvirt import cloud
+from nova_migration_guard.lab.real_libvirt import guest_image
+from nova_migration_guard.lab.real_libvirt import guests
+from nova_migration_guard.lab.real_libvirt import hosts
 
 
 class RealLibvirtTestCase(base.BaseTestCase):

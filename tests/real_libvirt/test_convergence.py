@@ -26,7 +26,7 @@ from nova_migration_guard.convergence import ladder
 from nova_migration_guard.convergence import policies
 from nova_migration_guard.virt.libvirt import driver as guarded
 from tests.real_libvirt import base
-from nova_migration_guard.embedded.real_libvirt import nova_driver
+from nova_migration_guard.lab.real_libvirt import nova_driver
 from tests.real_libvirt import test_nova_driver
 
 

@@ -19,8 +19,8 @@ from nova.virt.libvirt import migration as libvirt_migrate
 
 from nova_migration_guard.virt.libvirt import driver as guarded
 from tests.real_libvirt import base
-from nova_migration_guard.embedded.real_libvirt.hosts import libvirt
-from nova_migration_guard.embedded.real_libvirt import nova_driver
+from nova_migration_guard.lab.real_libvirt.hosts import libvirt
+from nova_migration_guard.lab.real_libvirt import nova_driver
 from tests.real_libvirt import test_nova_driver
 
 

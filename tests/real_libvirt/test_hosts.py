@@ -5,7 +5,7 @@ import os
 import time
 
 from tests.real_libvirt import base
-from nova_migration_guard.embedded.real_libvirt import hosts
+from nova_migration_guard.lab.real_libvirt import hosts
 
 
 class LiveMigrationTest(base.RealLibvirtTestCase):

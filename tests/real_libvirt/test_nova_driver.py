@@ -1,6 +1,6 @@
 """Live migration through Nova's own libvirt driver code on the two real
 daemons (what is real and what is stubbed:
-nova_migration_guard/embedded/real_libvirt/nova_driver.py).
+nova_migration_guard/lab/real_libvirt/nova_driver.py).
 """
 
 import os
@@ -11,8 +11,8 @@ from testtools.content import text_content
 
 from tests.real_libvirt import base
 from nova_migration_guard.convergence import passes
-from nova_migration_guard.embedded.real_libvirt import nova_driver
-from nova_migration_guard.embedded.real_libvirt.hosts import libvirt
+from nova_migration_guard.lab.real_libvirt import nova_driver
+from nova_migration_guard.lab.real_libvirt.hosts import libvirt
 from tests import traces
 
 # Iterations (memory passes) to watch before deciding it does not converge.

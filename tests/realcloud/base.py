@@ -1,4 +1,4 @@
-"""Tests against the real-services cloud (nova_migration_guard.realcloud).
+"""Tests against the real-services cloud (nova_migration_guard.lab.realcloud).
 
 ``tox -e realcloud`` starts the cloud, runs these tests with
 NMG_REALCLOUD_STATE naming its state directory, and stops it.  Without it
@@ -12,8 +12,8 @@ import os
 
 import testtools
 
-from nova_migration_guard.realcloud import cloud as cloud_mod
-from nova_migration_guard.realcloud import races
+from nova_migration_guard.lab.realcloud import cloud as cloud_mod
+from nova_migration_guard.lab.realcloud import races
 
 STATE = os.environ.get('NMG_REALCLOUD_STATE')
 

@@ -11,14 +11,14 @@ a real etcd.  Each round records which processes served each request (by
 its request id in their logs), so the test shows the races crossed
 processes.  Even rounds start both moves at once, odd rounds start the
 second after a random delay of up to 0.6 s.  The rounds are
-``nova_migration_guard.realcloud.races.MoveRace``, which
+``nova_migration_guard.lab.realcloud.races.MoveRace``, which
 ``nova-migration-guard demo --cloud real`` runs too; here they run 20
 times per scenario and the test asserts each one.
 """
 
 from testtools import content
 
-from nova_migration_guard.realcloud import races
+from nova_migration_guard.lab.realcloud import races
 from tests.realcloud import base
 
 ROUNDS = 20

@@ -18,13 +18,13 @@ Each round makes the free host the only place both moves can go:
   member whose unshelve was refused is unshelved after the round.
 
 The fake virt driver keeps each guest in the memory of the process that
-runs it (realcloud/fake_driver.py), so where a guest runs is where Nova
+runs it (lab/realcloud/fake_driver.py), so where a guest runs is where Nova
 says it runs; what is asserted comes through Nova's API.
 """
 
 from testtools import content
 
-from nova_migration_guard.realcloud import races
+from nova_migration_guard.lab.realcloud import races
 from tests.realcloud.test_anti_affinity_race import _MoveRace, ROUNDS
 
 

@@ -3,7 +3,7 @@ real-services cloud.
 
 Every compute here is a real nova-compute process (MariaDB through the
 conductors, RabbitMQ, the identity lease in the cloud's etcd); only the
-hypervisor is the fake driver (``realcloud/fake_driver.py``), so a guest
+hypervisor is the fake driver (``lab/realcloud/fake_driver.py``), so a guest
 lives in the memory of the process that built it: "no guest lost" is
 checked through Nova's API (the instance stays ACTIVE on its host, never
 deleted, never in ERROR).
@@ -30,7 +30,7 @@ import time
 
 from testtools import content
 
-from nova_migration_guard.realcloud import processes
+from nova_migration_guard.lab.realcloud import processes
 from tests.realcloud import base
 
 HOST = 'compute4'

@@ -1,4 +1,4 @@
-"""The loopback compute API's authentication (embedded/http.py), in front
+"""The loopback compute API's authentication (lab/embedded/http.py), in front
 of a plain WSGI application standing in for Nova's (what is stubbed, and
 why: the identity check under test runs before Nova's application, which
 the functional tests serve; tests/functional/test_audit.py)."""
@@ -12,7 +12,7 @@ import fixtures
 import testtools
 import yaml
 
-from nova_migration_guard.embedded import http
+from nova_migration_guard.lab.embedded import http
 
 
 def _echo_identity(environ, start_response):

@@ -35,7 +35,7 @@ class PackagingTestCase(testtools.TestCase):
         # demo --real builds the guest's initramfs from them.
         names = {str(f) for f in DIST.files or ()}
         for name in ('init', 'dirty.c'):
-            self.assertIn('nova_migration_guard/embedded/real_libvirt/guest/'
+            self.assertIn('nova_migration_guard/lab/real_libvirt/guest/'
                           + name, names)
 
     def test_entry_points(self):
@@ -76,9 +76,10 @@ class DeclaredDependenciesTestCase(testtools.TestCase):
     #: backend imports, and the extras that declare what it needs.
     EXTRAS = (('nova_migration_guard/coordination/backend.py',
                ('zookeeper',)),  # only with a zookeeper:// backend_url
-              ('nova_migration_guard/embedded/real_libvirt/',
+              ('nova_migration_guard/lab/real_libvirt/',
                ('demo', 'real-libvirt')),
-              ('nova_migration_guard/embedded/', ('demo',)),
+              ('nova_migration_guard/lab/realcloud/', ('demo', 'realcloud')),
+              ('nova_migration_guard/lab/', ('demo',)),
               ('nova_migration_guard/demo/', ('demo',)))
 
     @staticmethod
@@ -147,3 +148,32 @@ class DeclaredDependenciesTestCase(testtools.TestCase):
                 missing.append('%s imports %s (%s)'
                                % (path, module, ', '.join(sorted(names))))
         self.assertEqual([], missing)
+
+
+class LabApartTestCase(testtools.TestCase):
+    """The lab (nova_migration_guard/lab: the clouds) is test and demo
+    infrastructure: only the demo imports it, never a guard, the hooks,
+    the configuration or the patch command."""
+
+    ROOT = pathlib.Path(__file__).resolve().parents[2] / 'nova_migration_guard'
+    MAY_IMPORT_LAB = ('lab/', 'demo/')
+
+    def test_only_the_demo_imports_the_lab(self):
+        import ast
+        offenders = []
+        for path in sorted(self.ROOT.rglob('*.py')):
+            relative = str(path.relative_to(self.ROOT))
+            if relative.startswith(self.MAY_IMPORT_LAB):
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and node.module:
+                    names = [node.module] + ['%s.%s' % (node.module, a.name)
+                                             for a in node.names]
+                elif isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                else:
+                    continue
+                if any(n.startswith('nova_migration_guard.lab')
+                       for n in names):
+                    offenders.append(relative)
+        self.assertEqual([], offenders)

@@ -26,7 +26,7 @@ import time
 
 from nova.virt import fake
 
-from nova_migration_guard.embedded import cloud as cloud_mod
+from nova_migration_guard.lab.embedded import cloud as cloud_mod
 from tests.functional.anti_affinity import test_late_check
 
 ROUNDS = 20

@@ -4,7 +4,7 @@ keeps its state on its down host (patch 0007), instead of ERROR."""
 
 import collections
 
-from nova_migration_guard.embedded import cloud as cloud_mod
+from nova_migration_guard.lab.embedded import cloud as cloud_mod
 from tests.functional.anti_affinity import test_late_check
 
 ROUNDS = 20

@@ -2,7 +2,7 @@
 not finish, under the convergence guard: the guest must run again on its
 source, ACTIVE, as Nova leaves it after its own force-complete.
 
-Stubbed, and why (nova_migration_guard/embedded/libvirt_migration.py): the
+Stubbed, and why (nova_migration_guard/lab/embedded/libvirt_migration.py): the
 hypervisor.  Nova's fake libvirt cannot migrate, so the migrate call runs
 a job whose statistics repeat what real QEMU reported for a guest that
 dirties memory faster than the copy; ``stalling-paused-fails`` fails the
@@ -17,7 +17,7 @@ import time
 from testtools.content import text_content
 
 from nova_migration_guard.convergence import record
-from nova_migration_guard.embedded.libvirt_migration import MigrationCloud
+from nova_migration_guard.lab.embedded.libvirt_migration import MigrationCloud
 
 #: suspend-workload without auto-converge and with one downtime step: the
 #: first stalled stretch goes to the pause.

@@ -1,7 +1,7 @@
 """The convergence guard's steps on Nova's in-process cloud: what a user
 and an operator see of a live migration that does not converge.
 
-Stubbed, and why (nova_migration_guard/embedded/libvirt_migration.py): the
+Stubbed, and why (nova_migration_guard/lab/embedded/libvirt_migration.py): the
 hypervisor.  Nova's fake libvirt cannot migrate, so the ``stalling`` step
 runs a job whose statistics repeat what real QEMU reported for a guest
 dirtying memory faster than the copy (every pass starts with as much to
@@ -14,7 +14,7 @@ from nova.tests.fixtures import libvirt as fakelibvirt
 from testtools.content import text_content
 
 from nova_migration_guard.convergence import record
-from nova_migration_guard.embedded.libvirt_migration import MigrationCloud
+from nova_migration_guard.lab.embedded.libvirt_migration import MigrationCloud
 
 # No downtime step: 120 MiB at 15 MiB/s fits none of 500, 1000 and 2000
 # ms, and the predictor knows it from the first passes.

@@ -2,7 +2,7 @@
 restart) on Nova's in-process cloud: the live migration still runs, under
 the last valid configuration, and the error names the option.
 
-Stubbed, and why (nova_migration_guard/embedded/libvirt_migration.py): the
+Stubbed, and why (nova_migration_guard/lab/embedded/libvirt_migration.py): the
 hypervisor.  Nova's fake libvirt cannot migrate, so its migrate call runs a
 job that the test switches over to the destination.  Nova's API,
 conductor, scheduler, placement, both computes and the guarded driver are
@@ -15,7 +15,7 @@ from nova.tests.fixtures import libvirt as fakelibvirt
 from testtools.content import text_content
 
 from nova_migration_guard.convergence import in_force
-from nova_migration_guard.embedded.libvirt_migration import MigrationCloud
+from nova_migration_guard.lab.embedded.libvirt_migration import MigrationCloud
 
 
 class InvalidReloadedPolicyTest(MigrationCloud):

@@ -18,7 +18,7 @@ from nova import objects
 from nova.tests.fixtures import libvirt as fakelibvirt
 from testtools.content import text_content
 
-from nova_migration_guard.embedded import libvirt_cloud
+from nova_migration_guard.lab.embedded import libvirt_cloud
 
 
 class _EvacuatedHost(libvirt_cloud.LibvirtCloudTestCase):

@@ -27,7 +27,7 @@ import fixtures
 from oslotest import base
 import testscenarios
 
-from nova_migration_guard.embedded import processes
+from nova_migration_guard.lab.embedded import processes
 from tests.fixtures import servers
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(

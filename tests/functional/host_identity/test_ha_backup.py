@@ -22,7 +22,7 @@ from nova import exception
 from testtools.content import text_content
 from nova.tests.fixtures import libvirt as fakelibvirt
 
-from nova_migration_guard.embedded import libvirt_cloud
+from nova_migration_guard.lab.embedded import libvirt_cloud
 
 
 class _HABackup(libvirt_cloud.LibvirtCloudTestCase):

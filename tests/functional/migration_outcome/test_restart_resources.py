@@ -10,7 +10,7 @@ fixtures, Placement and libvirt, with host names replaced by their role
 (source, destination), and compared.
 
 Stubbed, and why: the hypervisor (Nova's fake libvirt, see
-nova_migration_guard/embedded/libvirt_migration.py), Neutron and Cinder
+nova_migration_guard/lab/embedded/libvirt_migration.py), Neutron and Cinder
 (Nova's fixtures: the guards never talk to them; Nova's flows do).
 """
 

@@ -13,10 +13,10 @@ from unittest import mock
 import fixtures
 import testtools
 
-from nova_migration_guard.realcloud import cloud as cloud_mod
-from nova_migration_guard.realcloud import neutron_stub
-from nova_migration_guard.realcloud import processes
-from nova_migration_guard.embedded import processes as embedded_processes
+from nova_migration_guard.lab.realcloud import cloud as cloud_mod
+from nova_migration_guard.lab.realcloud import neutron_stub
+from nova_migration_guard.lab.realcloud import processes
+from nova_migration_guard.lab.embedded import processes as embedded_processes
 
 
 class MissingCommandsTest(testtools.TestCase):

@@ -5,7 +5,7 @@ tests/realcloud and ``demo --cloud real``."""
 import testtools
 
 from nova_migration_guard.demo import real_cloud
-from nova_migration_guard.realcloud import races
+from nova_migration_guard.lab.realcloud import races
 
 
 def outcome(hosts=('compute1', 'compute2', 'compute3'), states=('ACTIVE',) * 3,

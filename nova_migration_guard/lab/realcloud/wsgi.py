@@ -5,7 +5,7 @@ command line; under gunicorn that is gunicorn's, which they refuse.  They
 read their config files from the environment instead (OS_NOVA_CONFIG_DIR,
 OS_KEYSTONE_CONFIG_FILES, ...).  gunicorn calls the factory::
 
-    gunicorn 'nova_migration_guard.realcloud.wsgi:app("keystone.wsgi.api")'
+    gunicorn 'nova_migration_guard.lab.realcloud.wsgi:app("keystone.wsgi.api")'
 """
 
 import importlib

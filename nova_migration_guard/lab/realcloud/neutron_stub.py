@@ -8,7 +8,7 @@ fails with HTTP 500.  This answers Nova's reads with empty lists and refuses
 every write with 404, so any code path that really needs a port fails
 loudly instead of silently.  It checks no token.
 
-    python -m nova_migration_guard.realcloud.neutron_stub --port PORT
+    python -m nova_migration_guard.lab.realcloud.neutron_stub --port PORT
 """
 
 import argparse

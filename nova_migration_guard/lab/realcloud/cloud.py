@@ -23,8 +23,8 @@ import time
 import urllib.error
 import urllib.request
 
-from nova_migration_guard.embedded import processes as embedded_processes
-from nova_migration_guard.realcloud import processes
+from nova_migration_guard.lab.embedded import processes as embedded_processes
+from nova_migration_guard.lab.realcloud import processes
 from nova_migration_guard import report
 
 CloudError = processes.CloudError
@@ -289,7 +289,7 @@ class Cloud(object):
         etcd = self._start_etcd()
         stub = self._start(
             'neutron-stub',
-            [sys.executable, '-m', 'nova_migration_guard.realcloud.'
+            [sys.executable, '-m', 'nova_migration_guard.lab.realcloud.'
              'neutron_stub', '--port', str(self.port('neutron-stub'))])
         self._create_databases()
         processes.wait_until(
@@ -385,7 +385,7 @@ class Cloud(object):
             '127.0.0.1:%d' % self.port(name), '--workers', str(workers),
             '--timeout', '300', '--no-control-socket',
             '--access-logfile', '-',
-            'nova_migration_guard.realcloud.wsgi:app(%r)' % app],
+            'nova_migration_guard.lab.realcloud.wsgi:app(%r)' % app],
             env=dict(os.environ, **env))
 
     def _authtoken(self, user):

@@ -6,9 +6,9 @@ import os
 
 import fixtures
 
-from nova_migration_guard.embedded.real_libvirt import guest_image
-from nova_migration_guard.embedded.real_libvirt import guests
-from nova_migration_guard.embedded.real_libvirt import hosts
+from nova_migration_guard.lab.real_libvirt import guest_image
+from nova_migration_guard.lab.real_libvirt import guests
+from nova_migration_guard.lab.real_libvirt import hosts
 
 
 class Unavailable(Exception):

@@ -47,7 +47,7 @@ from nova.objects import fields
 from nova.virt.libvirt import driver as libvirt_driver
 from nova.virt.libvirt import guest as libvirt_guest
 
-from nova_migration_guard.embedded.real_libvirt import hosts
+from nova_migration_guard.lab.real_libvirt import hosts
 from nova_migration_guard import nova_compat
 from nova_migration_guard.virt.libvirt import convergence as ladder_io
 

@@ -6,7 +6,7 @@ import re
 import time
 import uuid
 
-from nova_migration_guard.embedded.real_libvirt import guest_image
+from nova_migration_guard.lab.real_libvirt import guest_image
 
 # How long a TCG guest may take from create() to GUEST-UP on its console.
 BOOT_TIMEOUT = 60.0

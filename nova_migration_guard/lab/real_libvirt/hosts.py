@@ -30,7 +30,7 @@ import time
 
 import fixtures
 
-from nova_migration_guard.embedded import processes
+from nova_migration_guard.lab.embedded import processes
 
 try:
     import libvirt

@@ -13,7 +13,7 @@ from nova import conf as nova_conf
 from nova.tests.functional.libvirt import base as libvirt_base
 from oslo_utils.fixture import uuidsentinel as uuids
 
-from nova_migration_guard.embedded import cloud
+from nova_migration_guard.lab.embedded import cloud
 
 CONF = nova_conf.CONF
 GUARDED_DRIVER = 'migration_guard.GuardedLibvirtDriver'

@@ -28,7 +28,7 @@ from nova import context as nova_context
 
 import nova_migration_guard.conf  # noqa: F401 (registers the options)
 from nova_migration_guard.migration_outcome import reconcile
-from nova_migration_guard.embedded import libvirt_cloud
+from nova_migration_guard.lab.embedded import libvirt_cloud
 
 
 def _state(domain, flags=0):

@@ -1,8 +1,8 @@
 """Start, stop or run a command inside the real cloud.
 
-    python -m nova_migration_guard.realcloud up   --state-dir DIR
-    python -m nova_migration_guard.realcloud down --state-dir DIR
-    python -m nova_migration_guard.realcloud run  --state-dir DIR -- CMD...
+    python -m nova_migration_guard.lab.realcloud up   --state-dir DIR
+    python -m nova_migration_guard.lab.realcloud down --state-dir DIR
+    python -m nova_migration_guard.lab.realcloud run  --state-dir DIR -- CMD...
 
 ``run`` starts the cloud, runs CMD with NMG_REALCLOUD_STATE=DIR and
 OS_CLIENT_CONFIG_FILE set (OS_CLOUD=realcloud-admin), stops the cloud
@@ -16,12 +16,12 @@ import signal
 import subprocess
 import sys
 
-from nova_migration_guard.realcloud import cloud as cloud_mod
+from nova_migration_guard.lab.realcloud import cloud as cloud_mod
 
 
 def _parser():
     parser = argparse.ArgumentParser(
-        prog='python -m nova_migration_guard.realcloud',
+        prog='python -m nova_migration_guard.lab.realcloud',
         description=__doc__.splitlines()[0])
     parser.add_argument('action', choices=('up', 'down', 'run'))
     parser.add_argument('--state-dir', required=True)
