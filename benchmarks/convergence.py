@@ -46,6 +46,7 @@ from tests.real_libvirt import base
 from tests.real_libvirt import test_convergence
 from tests.real_libvirt import test_nova_driver
 
+import convergence_plot
 import ladder_before_predictor
 
 BANDWIDTH_MIB_S = nova_driver.BANDWIDTH_MIB_S
@@ -217,7 +218,10 @@ def main(argv):
         report.progress('unknown workload %s; accepted: %s' % (
             ', '.join(unknown), ', '.join(WORKLOADS)))
         return 2
-    rows, curves = [], {}
+    rows = []
+    runs_file = os.path.join(OUT, 'convergence-runs.jsonl')
+    os.makedirs(OUT, exist_ok=True)
+    open(runs_file, 'w').close()   # this run's runs only
     plan = [(workload, policy) for workload in workloads
             for policy in POLICIES
             if policy != BEFORE_PREDICTOR or workload == 'heavy']
@@ -233,10 +237,8 @@ def main(argv):
             report.progress('      %s in %.0f s' % (
                 'completed' if runs[-1]['completed'] else
                 'not completed', runs[-1]['seconds']))
-            _append_json(os.path.join(OUT, 'convergence-runs.jsonl'),
+            _append_json(runs_file,
                          dict(runs[-1], workload=workload, policy=policy))
-        if workload == 'heavy':
-            curves[policy] = runs[0]['curve']
         rate = sum(r['completed'] for r in runs) / float(len(runs))
         rows.append((workload, policy, '%.0f%%' % (rate * 100),
                      '%.0f' % statistics.median(r['seconds']
@@ -269,7 +271,10 @@ def main(argv):
                                 idle['stock Nova']))
     report.publish('\n'.join(lines) + '\n',
                    os.path.join(OUT, 'convergence.txt'))
-    _plot(curves, os.path.join(OUT, 'convergence.png'))
+    convergence_plot.plot(
+        convergence_plot.load(runs_file),
+        os.path.join(OUT, 'convergence.png'), BANDWIDTH_MIB_S, LIMIT,
+        report.progress)
 
 
 def _ratio(seconds, base):
@@ -279,29 +284,6 @@ def _ratio(seconds, base):
 def _median_or_dash(values, fmt):
     values = [v for v in values if v is not None]
     return fmt % statistics.median(values) if values else '-'
-
-
-def _plot(curves, path):
-    try:
-        import matplotlib
-        matplotlib.use('Agg')
-        import matplotlib.pyplot as plt
-    except ImportError:
-        report.progress('matplotlib not installed: no plot')
-        return
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for policy, curve in curves.items():
-        if curve:
-            ax.plot([t for t, _ in curve], [m for _, m in curve],
-                    label=policy)
-    ax.set_xlabel('seconds since the migration started')
-    ax.set_ylabel('memory remaining (MiB)')
-    ax.set_title('Heavily dirtying guest (128 MiB at ~2x a %d MiB/s cap)'
-                 % BANDWIDTH_MIB_S)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    report.progress('plot: %s' % path)
 
 
 if __name__ == '__main__':
