@@ -55,6 +55,7 @@ class _ConvergenceTest(test_nova_driver.NovaDriverTestCase):
             self.nova.conf.config(group='migration_guard_convergence',
                                   **self.CONVERGENCE_OPTIONS)
         self.log = self.useFixture(nova_driver.ConvergenceStepLog())
+        self.record_trace_if_asked()
 
     def trace_extras(self):
         return {'policy': self.POLICY or 'minimal-downtime',
@@ -176,30 +177,20 @@ class CustomPreCopyOnlyPolicyTest(_ConvergenceTest):
         self.assert_predicted_last_resort(ladder.ABORT)
 
 
-#: Busy-loop iterations per page of test_throttle_enough's guest: about
-#: 20 MiB/s unthrottled under TCG on this machine kind (2 cores).
-THROTTLED_SPIN = 5000
-
-
 @testtools.skipUnless(os.environ.get('NMG_RECORD_TRACES'),
                       'recorded by tools/record-traces.sh PredictorTraceTest')
 class PredictorTraceTest(_ConvergenceTest):
     """Migrations under the default policy recorded as traces for the
     predictor's unit tests (tests/unit/convergence/test_predictor.py
     replays them through the ladder and asserts its decisions): a guest
-    whose writes the throttle can slow below the stream, one it cannot,
-    and one that stops writing early in the first pass.  They run only
+    whose writes the throttle cannot slow below the stream, and one that
+    stops writing early in the first pass.  (A guest the throttle slows
+    enough is not recorded yet: under TCG here the vCPU-bound writer's
+    rate depends on the machine's load.)  They run only
     while recording (``tools/record-traces.sh PredictorTraceTest``): what
     each guest dirties depends on the machine's CPU, so the decisions are
     asserted on the recordings; the default policy on the real guest runs
     in DefaultPolicyTest."""
-
-    def test_throttle_enough(self):
-        """128 MiB rewritten as fast as the vCPU allows, each page costing
-        a busy loop: the rate is bound by vCPU time, which QEMU's
-        throttle takes away."""
-        self.assert_completed(self.migrate_dirty_guest(
-            dirty_mb=128, dirty_rate=0, dirty_spin=THROTTLED_SPIN))
 
     def test_throttle_not_enough(self):
         """The real tier's guest (128 MiB at 30 MiB/s, twice the stream):

@@ -27,6 +27,11 @@ class NovaDriverTestCase(base.RealLibvirtTestCase):
         super().setUp()
         self.nova = self.useFixture(nova_driver.NovaLibvirtHosts(
             self.hosts, **self.LIBVIRT_OPTIONS))
+        self.record_trace_if_asked()
+
+    def record_trace_if_asked(self):
+        """With NMG_RECORD_TRACES set, write this test's trace there at
+        its end; call once ``self.nova`` runs."""
         if os.environ.get('NMG_RECORD_TRACES'):
             # Runs before the fixtures stop the daemons (cleanups are
             # LIFO), whether the test passed or not.

@@ -321,6 +321,10 @@ class ConvergenceStepLog(fixtures.Fixture):
         logger = logging.getLogger(ladder_io.__name__)
         logger.addHandler(handler)
         self.addCleanup(logger.removeHandler, handler)
+        # The probe's result is an INFO record.
+        if not logger.isEnabledFor(logging.INFO):
+            self.addCleanup(logger.setLevel, logger.level)
+            logger.setLevel(logging.INFO)
 
     def steps(self):
         return [m for m in (r.getMessage() for r in self.records)

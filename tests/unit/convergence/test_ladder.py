@@ -14,7 +14,8 @@ MIB = 2 ** 20
 
 
 def replay(policy, trace, host, domain, memory_bytes, post_copy=False):
-    """[(t, Step)] of the non-WAIT steps over the trace."""
+    """[(t, Step)] of the non-WAIT steps over the trace (with the rate
+    its dirty-rate probe measured, if it has one)."""
     rows = [s for s in trace.job_stats
             if s['host'] == host and s['domain'] == domain]
     progress = ladder.start(rows[0]['t'])
@@ -22,7 +23,8 @@ def replay(policy, trace, host, domain, memory_bytes, post_copy=False):
     for i, row in enumerate(rows):
         step, progress = ladder.decide(
             policy, progress, [r['stats'] for r in rows[:i + 1]], row['t'],
-            memory_bytes, post_copy_possible=post_copy)
+            memory_bytes, post_copy_possible=post_copy,
+            probe_dirty_bps=trace.probe_dirty_bps)
         if step.action != ladder.WAIT:
             taken.append((row['t'], step))
         if step.action in (ladder.ABORT, ladder.PAUSE, ladder.POST_COPY):
@@ -197,3 +199,38 @@ class AutoConvergeTest(testtools.TestCase):
         self.assertIn('not even a 99% throttle would do', step.reason)
         self.assertEqual(ladder.ABORT,
                          self.decide(20, 2000, name='pre-copy-only').action)
+
+
+class PredictorTracesTest(testtools.TestCase):
+    """The default policy's decisions on real migrations recorded with the
+    dirty-rate probe (tests/real_libvirt/test_convergence.py
+    PredictorTraceTest): the ladder replayed on their samples decides what
+    the guarded driver decided when they were recorded."""
+
+    def replay(self, name):
+        trace = traces.load(name)
+        self.assertEqual('minimal-downtime', trace.policy)
+        return trace, replay(policies.BUILTIN['minimal-downtime'], trace,
+                             'A', 'dirty', 256 * MIB, post_copy=True)
+
+    def test_throttle_not_enough_takes_post_copy_at_the_second_pass(self):
+        trace, steps = self.replay('throttle_not_enough')
+        # The probe saw about twice the 15 MiB/s stream.
+        self.assertGreater(trace.probe_dirty_bps, 25 * MIB)
+        self.assertEqual([ladder.POST_COPY], [s.action for _, s in steps])
+        reason = steps[0][1].reason
+        self.assertIn('predicted: the throttle needs', reason)
+        self.assertIn('(probe)', reason)
+        # And libvirt switched to post-copy there: the source's event.
+        self.assertIn(('A', 'SUSPENDED', 'POSTCOPY'),
+                      [(e['host'], e['event'], e['detail'])
+                       for e in trace.events])
+
+    def test_a_guest_that_calmed_down_only_waits(self):
+        trace, steps = self.replay('guest_calms_down')
+        self.assertEqual([], steps)
+        # Pre-copy finished by itself: no post-copy event on either host.
+        self.assertNotIn('POSTCOPY', [e['detail'] for e in trace.events])
+        self.assertIn(('B', 'RESUMED', 'MIGRATED'),
+                      [(e['host'], e['event'], e['detail'])
+                       for e in trace.events])
