@@ -1,7 +1,8 @@
 """The cloud of the migration_outcome tests: two libvirt computes on
 Nova's fake libvirt, with a live migration that fails at a chosen step
-(what is stubbed and why: nova_migration_guard/lab/embedded/libvirt_migration.py,
-shared with the demo)."""
+(what is stubbed and why:
+nova_migration_guard/lab/embedded/libvirt_migration.py, shared with the
+demo)."""
 
 from nova.tests.fixtures import libvirt as fakelibvirt  # noqa: F401
 
