@@ -16,6 +16,7 @@ guest to run twice); what the table counts comes through Nova's API.
 
 import json
 import tempfile
+import textwrap
 import time
 
 from nova_migration_guard.lab.realcloud import cloud as cloud_mod
@@ -83,12 +84,22 @@ def run_race(cloud, kinds, rounds, mode, say):
 def summary(counts, mode):
     if counts.get('could_not_run'):
         return 'could not run: %s' % counts['could_not_run']
-    text = ('%(rounds)d rounds: policy violated %(violated)d, ERROR '
-            '%(error)d, HTTP 5xx %(http_5xx)d, a move refused %(refused)d, '
-            'requests on two conductors %(crossed)d' % counts)
+    text = ('%(rounds)d rounds: %(violated)d violated, %(error)d ERROR, '
+            '%(http_5xx)d 5xx, %(refused)d refused, %(crossed)d crossed'
+            % counts)
     if mode == STOCK and counts['first_broken']:
-        text = counts['first_broken'] + ' (' + text + ')'
+        text = '%s; %s' % (counts['first_broken'], text)
     return text
+
+
+#: Under the table: what its counts are.
+LEGEND = ('rounds: rounds run (stock stops at the first broken one); '
+          'violated: rounds that ended with two members on one host; '
+          'ERROR: rounds that left an instance in ERROR; 5xx: rounds with '
+          'an HTTP 5xx answer; refused: rounds in which a move did not '
+          'finish (refused or failed, its member ACTIVE where it was); '
+          'crossed: rounds whose two requests two different conductor '
+          'processes served')
 
 
 def run(rounds=5, as_json=False, out=None, progress=None, state_dir=None,
@@ -153,6 +164,7 @@ def run(rounds=5, as_json=False, out=None, progress=None, state_dir=None,
                 [(r['title'], summary(r[STOCK], STOCK),
                   summary(r[GUARDED], GUARDED)) for r in table]):
             print(line, file=out)
+        print('\n' + textwrap.fill(LEGEND, 79), file=out)
     return status
 
 

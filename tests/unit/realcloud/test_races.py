@@ -64,8 +64,8 @@ class RoundTestCase(testtools.TestCase):
                   'refused': 0, 'crossed': 1,
                   'first_broken': 'round 2: policy violated'}
         self.assertEqual(
-            'round 2: policy violated (2 rounds: policy violated 1, ERROR '
-            '0, HTTP 5xx 0, a move refused 0, requests on two conductors 1)',
+            'round 2: policy violated; 2 rounds: 1 violated, 0 ERROR, 0 5xx, '
+            '0 refused, 1 crossed',
             real_cloud.summary(counts, real_cloud.STOCK))
         self.assertTrue(real_cloud.summary(
             counts, real_cloud.GUARDED).startswith('2 rounds: '))
