@@ -1,0 +1,158 @@
+"""Live migration between the real cloud's two libvirt computes.
+
+The cloud runs with ``--real-libvirt`` (``lab/realcloud/libvirt_computes``):
+nova-compute processes ``libvirt-a`` and ``libvirt-b`` with the guarded
+libvirt driver, each on its own real libvirtd, whose guests are TCG QEMU.
+Everything is real from the API down: nova-api, conductors, schedulers,
+placement, Glance (the guest's kernel, initramfs and root disk), both
+computes' RPC, Nova's own spawn and live migration (a block migration:
+the computes share no instances_path), libvirt's peer-to-peer migration
+to the destination's ``live_migration_inbound_addr``.  Only Neutron is
+stubbed (``networks='none'``: the guest has no port; the guards never
+depend on networking).
+
+What a test asserts is what a user and the hypervisor see: the API's
+server (status, host, hypervisor, task state), its migration record, where
+libvirt runs the guest, and the guest's heartbeat read through the API's
+console log (``os-getConsoleOutput``).
+"""
+
+import os
+
+from testtools import content
+
+from nova_migration_guard.lab.embedded import processes
+from nova_migration_guard.lab.real_libvirt import guests
+from nova_migration_guard.lab.real_libvirt import hosts
+from nova_migration_guard.lab.realcloud import cloud as cloud_mod
+from nova_migration_guard.lab.realcloud import libvirt_computes
+from tests.realcloud import base
+
+# Generous: a TCG guest shares 2 cores with a whole cloud.
+BOOT_TIMEOUT = 300
+MIGRATION_TIMEOUT = 600
+HEARTBEAT_TIMEOUT = 120
+# The TCG guests that went silent or crashed after a migration did so
+# 17-19 s after their boot, their migration started within seconds of it
+# (tests/real_libvirt): migrate a guest settled past this heartbeat.
+SETTLED_HEARTBEAT = 20
+
+
+class _LibvirtComputesTest(base.RealCloudTestCase):
+    """A test on the libvirt computes; skipped when the cloud has none
+    (``--real-libvirt`` not given, or a machine that cannot run them),
+    a failure under CI=true."""
+
+    # The guarded driver as an operator runs it.
+    GUARDS = ('migration_outcome', 'convergence')
+
+    @classmethod
+    def setUpClass(cls):
+        # Before the base class restarts Nova for GUARDS.
+        if base.STATE and not cloud_mod.Cloud.load(
+                base.STATE).libvirt_computes:
+            message = ('the real cloud has no libvirt computes (started '
+                       'without --real-libvirt, or the machine cannot run '
+                       'them: see its start output)')
+            if os.environ.get('CI', '').lower() == 'true':
+                raise AssertionError('CI=true requires them: ' + message)
+            raise cls.skipException(message)
+        super().setUpClass()
+
+    def setUp(self):
+        super().setUp()
+        self.image = self.conn.image.find_image(libvirt_computes.GUEST_IMAGE)
+
+    def console_reader(self, server):
+        """Reads the server's console log through Nova's API."""
+        def read():
+            return self.conn.compute.get_server_console_output(
+                server)['output']
+        return read
+
+    def wait_for_heartbeat_after(self, server, number,
+                                 timeout=HEARTBEAT_TIMEOUT):
+        """The guest prints a heartbeat after #``number`` (read through the
+        API): it runs.  A guest kernel crash after a migration is recorded
+        as a detail, and the guest must then run in its new boot (see
+        tests/real_libvirt/base.py: QEMU/TCG corrupts a migrated guest's
+        memory now and then)."""
+        guests.wait_for_heartbeat_after(
+            self.console_reader(server), number, timeout, interval=1.0,
+            on_kernel_crash=lambda crash: self.addDetail(
+                'guest kernel crash', content.text_content(
+                    '%s (QEMU/TCG memory corruption after migration):\n%s'
+                    % (crash, crash.console))))
+        return guests.last_heartbeat(self.console_reader(server))
+
+    def boot_guest(self, name):
+        """Boot the test guest through the API and wait until it runs
+        settled (SETTLED_HEARTBEAT)."""
+        server = self.boot(name, timeout=BOOT_TIMEOUT)
+        self.addOnException(lambda exc_info: self._attach_logs(server))
+        self.assertEqual('ACTIVE', server.status)
+        self.assertIn(server.compute_host, self.cloud.libvirt_computes)
+        self.wait_for_heartbeat_after(server, SETTLED_HEARTBEAT - 1,
+                                      timeout=BOOT_TIMEOUT)
+        return server
+
+    def other_compute(self, compute):
+        (other,) = set(self.cloud.libvirt_computes) - {compute}
+        return other
+
+    def assert_runs_only_on(self, server, compute):
+        """libvirt: the guest runs on ``compute``'s daemon, defined
+        persistently there, and the other daemon has no domain of it."""
+        self.assertEqual(
+            {compute: (hosts.libvirt.VIR_DOMAIN_RUNNING, True)},
+            libvirt_computes.domain_states(self.cloud, server.id))
+
+    def _attach_logs(self, server):
+        fresh = self.conn.compute.get_server(server.id)
+        self.addDetail('server', content.text_content(repr(fresh)))
+        domain = getattr(fresh, 'instance_name', None) or ''
+        for compute in self.cloud.libvirt_computes:
+            instances = self.cloud.path('nova', compute, 'instances',
+                                        server.id)
+            self.addDetail('console log on %s' % compute,
+                           content.text_content(guests.console(
+                               os.path.join(instances, 'console.log'))))
+            self.addDetail('qemu log on %s' % compute, content.text_content(
+                libvirt_computes.qemu_log(self.cloud, compute, domain)))
+            self.addDetail('nova-compute-%s log (tail)' % compute,
+                           content.text_content(processes.tail(
+                               self.cloud.log('nova-compute-%s' % compute),
+                               size=20000)))
+
+
+class LibvirtComputesTest(_LibvirtComputesTest):
+
+    def test_live_migration_through_the_api(self):
+        server = self.boot_guest('libvirt-guest')
+        source = server.compute_host
+        dest = self.other_compute(source)
+        self.assert_runs_only_on(server, source)
+        before = self.newest_migration_id(server)
+        beat = guests.last_heartbeat(self.console_reader(server))
+
+        # As an admin does: no host given, the scheduler picks the only
+        # other compute that runs this image's hypervisor type.
+        status, _ = self.live_migrate(server)
+        self.assertEqual(202, status)
+        migration = self.wait_for_migration_end(server, before,
+                                                timeout=MIGRATION_TIMEOUT)
+        fresh = self.wait_until_settled(server, timeout=MIGRATION_TIMEOUT)
+
+        self.assertEqual(('completed', source, dest), (
+            migration.status, migration.source_compute,
+            migration.dest_compute))
+        self.assertEqual(('ACTIVE', dest, None), (
+            fresh.status, fresh.compute_host, fresh.task_state))
+        # The destination daemon's own host name (its UTS namespace).
+        self.assertEqual('host' + libvirt_computes.daemons(
+            self.cloud)[dest].name, fresh.hypervisor_hostname)
+        self.assert_runs_only_on(server, dest)
+        # The console log is now the destination's, started at the
+        # switch-over: the guest that migrated counts on there.
+        self.wait_for_heartbeat_after(server, max(beat, guests.last_heartbeat(
+            self.console_reader(server))))
