@@ -98,9 +98,7 @@ class RealLibvirtTestCase(base.BaseTestCase):
         guests.wait_for_heartbeat_after(
             console, number, timeout,
             on_kernel_crash=lambda crash: self.addDetail(
-                'guest kernel crash', content.text_content(
-                    '%s (QEMU/TCG memory corruption after migration):\n%s'
-                    % (crash, crash.console))))
+                'guest kernel crash', content.text_content(crash.detail())))
 
     def live_migrate(self, domain, dest):
         """Migrate as Nova's libvirt driver does by default (no block

@@ -1,8 +1,5 @@
 """Test guests on the real daemons: define, boot, and read the serial
-console (``GUEST-UP``, then a numbered heartbeat every second).
-
-A console is read from its log file (a path) or from a reader (a callable
-returning its text, e.g. Nova's API ``os-getConsoleOutput``)."""
+console (``GUEST-UP``, then a numbered heartbeat every second)."""
 
 import os
 import re
@@ -32,6 +29,12 @@ class GuestKernelCrashed(GuestError):
         super().__init__(message)
         self.console = console
 
+    def detail(self):
+        """What a test records of it (a detail named 'guest kernel
+        crash')."""
+        return '%s (QEMU/TCG memory corruption after migration):\n%s' % (
+            self, self.console)
+
 
 def create(conn, image, name, console_dir, memory_mib=128, **dirty):
     """Define and start a guest on conn; returns (domain, console log
@@ -56,40 +59,37 @@ def wait_booted(name, console_path, timeout=BOOT_TIMEOUT):
         time.sleep(0.1)
 
 
-def console(source):
-    """The text of a console: ``source`` is its log file's path or a
-    reader."""
-    if callable(source):
-        return source()
+def console(path):
     try:
-        with open(source, errors='replace') as f:
+        with open(path, errors='replace') as f:
             return f.read()
     except FileNotFoundError:
         return ''
 
 
-def _last_heartbeat(text):
+def last_heartbeat_in(text):
+    """last_heartbeat() of a console's text."""
     beats = _HEARTBEAT.findall(text[max(0, text.rfind('GUEST-UP')):])
     return int(beats[-1]) if beats else -1
 
 
-def last_heartbeat(source):
+def last_heartbeat(console_path):
     """Number of the guest's last heartbeat line in its latest boot, -1
-    before the first.  A console that a migration's destination started
-    (Nova's console log, opened anew there) has no ``GUEST-UP``: all of it
-    is the latest boot."""
-    return _last_heartbeat(console(source))
+    before the first.  A console log that a migration's destination
+    started (Nova's, opened anew there) has no ``GUEST-UP``: all of it is
+    the latest boot."""
+    return last_heartbeat_in(console(console_path))
 
 
-def boots(source):
+def boots(console_path):
     """How many times the guest booted: the console is appended to across
     a reboot (a guest kernel panic reboots it, panic=-1), and heartbeats
     start again from 0 after one."""
-    return console(source).count('GUEST-UP')
+    return console(console_path).count('GUEST-UP')
 
 
-def wait_for_heartbeat_after(source, number, timeout=20.0,
-                             on_kernel_crash=None, interval=0.1):
+def wait_for_heartbeat_after(console_path, number, timeout=20.0,
+                             on_kernel_crash=None):
     """Wait until the guest printed a heartbeat numbered above number,
     in the boot that printed it.
 
@@ -99,23 +99,22 @@ def wait_for_heartbeat_after(source, number, timeout=20.0,
     new boot: a caller that does not judge what the guest's own kernel
     does (QEMU/TCG corrupting a migrated guest's memory now and then) still
     sees it run.  Any other silence, and a reboot without a kernel crash,
-    raise GuestError.  ``interval``: seconds between two reads (a reader
-    that asks Nova's API costs more than a file read)."""
+    raise GuestError."""
     try:
-        _wait_for_heartbeat_after(source, number, timeout, interval)
+        _wait_for_heartbeat_after(console_path, number, timeout)
     except GuestKernelCrashed as crash:
         if on_kernel_crash is None:
             raise
         on_kernel_crash(crash)
-        _wait_for_heartbeat_after(source, -1, timeout, interval)
+        _wait_for_heartbeat_after(console_path, -1, timeout)
 
 
-def _wait_for_heartbeat_after(source, number, timeout, interval):
+def _wait_for_heartbeat_after(console_path, number, timeout):
     deadline = time.monotonic() + timeout
-    booted = boots(source)
+    booted = boots(console_path)
     while True:
         # One read per look: the heartbeat and the boot count agree.
-        text = console(source)
+        text = console(console_path)
         if text.count('GUEST-UP') != booted:
             crashed = text[:text.rindex('GUEST-UP')]
             crashed = crashed[crashed.rfind('GUEST-UP'):]
@@ -126,10 +125,10 @@ def _wait_for_heartbeat_after(source, number, timeout, interval):
             raise GuestError('the guest rebooted after heartbeat #%d (its '
                              'kernel panicked or it was reset); console '
                              'tail: %s' % (number, text[-2000:]))
-        if _last_heartbeat(text) > number:
+        if last_heartbeat_in(text) > number:
             return
         if time.monotonic() > deadline:
             raise GuestError('no heartbeat after #%d within %s s (booted '
                              '%d times); console tail: %s' % (
                                  number, timeout, booted, text[-500:]))
-        time.sleep(interval)
+        time.sleep(0.1)

@@ -221,6 +221,13 @@ def domain_states(cloud, server_id):
     return found
 
 
+def console_log(cloud, compute, server_id):
+    """The server's console log on ``compute`` (Nova's instances path),
+    written by its QEMU there.  Nova's API appends what it reads from the
+    console's pty to it as well (``get_console_output``)."""
+    return cloud.path('nova', compute, 'instances', server_id, 'console.log')
+
+
 def qemu_log(cloud, compute, domain_name):
     """The daemon's QEMU log of a domain ('' if none)."""
     path = os.path.join(daemons(cloud)[compute].dir, 'log', 'qemu',
