@@ -93,9 +93,10 @@ class _LibvirtComputesTest(base.RealCloudTestCase):
         self.addOnException(lambda exc_info: self._attach_logs(server))
         self.assertEqual('ACTIVE', server.status)
         self.assertIn(server.compute_host, self.cloud.libvirt_computes)
-        self.wait_for_heartbeat_after(
-            self.console_log(server, server.compute_host),
-            SETTLED_HEARTBEAT - 1, timeout=BOOT_TIMEOUT)
+        console_log = self.console_log(server, server.compute_host)
+        guests.wait_booted(server.name, console_log, timeout=BOOT_TIMEOUT)
+        self.wait_for_heartbeat_after(console_log, SETTLED_HEARTBEAT - 1,
+                                      timeout=BOOT_TIMEOUT)
         return server
 
     def other_compute(self, compute):

@@ -229,7 +229,8 @@ class LibvirtHost(object):
     passes 16509, one per listen address.  ``die_with_parent=False``
     lets the daemon outlive the process that starts it (a cloud started
     by ``up``); ``record()`` and ``from_record()`` then carry it to the
-    process that stops it.
+    process that stops it.  ``binds`` are more (directory, mount point)
+    pairs to bind-mount in the daemon's namespace, set before start().
     """
 
     def __init__(self, name, address, host_uuid, migration_ports, base_dir,
@@ -242,6 +243,7 @@ class LibvirtHost(object):
         self.dir = os.path.join(base_dir, name)
         self.tcp_port = tcp_port or processes.free_port(address)
         self.die_with_parent = die_with_parent
+        self.binds = []
         self.socket = os.path.join(self.dir, 'sock', 'libvirt-sock')
         #: URI for the tests' clients (unix socket, outside the bind mounts).
         self.client_uri = 'qemu+unix:///system?socket=' + self.socket
@@ -347,10 +349,11 @@ class LibvirtHost(object):
         if capabilities_cache:
             _copy_xml_files(capabilities_cache, self.capabilities_dir)
         mounts = []
-        for sub, target in _PRIVATE_DIRS:
+        for source, target in [(os.path.join(self.dir, sub), target)
+                               for sub, target in _PRIVATE_DIRS] + self.binds:
             os.makedirs(target, exist_ok=True)  # mount point in the root ns
-            mounts.append('mount --bind %s %s' % (
-                shlex.quote(os.path.join(self.dir, sub)), target))
+            mounts.append('mount --bind %s %s' % (shlex.quote(source),
+                                                  shlex.quote(target)))
         script = ' && '.join(mounts + [
             'hostname host' + self.name,
             'exec %s --listen --config %s --pid-file %s' % (

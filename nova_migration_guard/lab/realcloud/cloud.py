@@ -705,7 +705,8 @@ class Cloud(object):
         binary, host = self._binary_and_host(name)
         return self._start_nova_binary(
             name, binary,
-            self._nova_files(host, controller=binary != 'nova-compute'))
+            self._nova_files(host, controller=binary != 'nova-compute'),
+            host)
 
     @staticmethod
     def _binary_and_host(name):
@@ -715,10 +716,13 @@ class Cloud(object):
                 return binary, name[len(binary) + 1:]
         raise CloudError('no Nova service is named %s' % name)
 
-    def _start_nova_binary(self, name, binary, files):
+    def _start_nova_binary(self, name, binary, files, host=None):
         argv = [self.bin(binary)]
         for path in files:
             argv += ['--config-file', path]
+        if host in self.libvirt_computes:
+            # Its files where its daemon's QEMU finds them.
+            argv = libvirt_computes.in_namespace(self, host, argv)
         return self._start(name, argv)
 
     def start_extra_compute(self, name, host, overrides=None):
@@ -736,7 +740,7 @@ class Cloud(object):
         if overrides:
             files.append(os.path.join(etc, '%s.conf' % name))
             _write(files[-1], _ini(overrides))
-        return self._start_nova_binary(name, 'nova-compute', files)
+        return self._start_nova_binary(name, 'nova-compute', files, host)
 
     @staticmethod
     def kill(started):

@@ -20,6 +20,16 @@ process that ran ``up``: state.json records them (PID, start time, mount
 namespace) and ``down`` stops them, their QEMUs and whatever else is left
 in their namespaces, by PID.
 
+Nova takes ``instances_path`` for the same path on every host: the
+destination of a live migration gets the source's domain XML with the
+source's disk, kernel and console log paths.  Each libvirt compute
+therefore runs in its daemon's mount namespace (nsenter), where its own
+``nova/<host>/instances`` is bind-mounted over the common
+``nova/instances``: one path, a directory per host, as on two machines
+(with the per-host paths, the destination's QEMU opened the source's disk:
+"unable to execute QEMU command 'block-export-add': Block node is
+read-only").
+
 The fake computes never see these guests, nor these computes the fake
 guests: the test guest's images say ``img_hv_type=qemu``, the cloud's
 fake image says ``img_hv_type=fake``, and ImagePropertiesFilter matches
@@ -68,6 +78,18 @@ def _ports_of(base_port):
     return ports
 
 
+def instances_path(cloud):
+    """The libvirt computes' ``instances_path``: in each one's namespace,
+    its own directory (own_instances())."""
+    return cloud.path('nova', 'instances')
+
+
+def own_instances(cloud, compute):
+    """``compute``'s instances directory as seen from outside its
+    namespace."""
+    return cloud.path('nova', compute, 'instances')
+
+
 def daemons(cloud):
     """{compute: LibvirtHost} of the cloud: the recorded running daemons
     once started, else the ones start() would start."""
@@ -78,7 +100,19 @@ def daemons(cloud):
     pair = hosts.pair(cloud.path('libvirt'),
                       _ports_of(cloud.state['base_port']),
                       tcp_port=LIBVIRTD_PORT, die_with_parent=False)
-    return {compute: pair[index] for compute, index in COMPUTES.items()}
+    found = {}
+    for compute, index in COMPUTES.items():
+        found[compute] = pair[index]
+        found[compute].binds.append((own_instances(cloud, compute),
+                                     instances_path(cloud)))
+    return found
+
+
+def in_namespace(cloud, compute, argv):
+    """``argv`` run in ``compute``'s daemon's mount namespace."""
+    daemon = cloud.state['libvirt']['daemons'][compute]
+    return ['nsenter', '--mount=/proc/%d/ns/mnt' % daemon['pid'],
+            '--'] + list(argv)
 
 
 def environment_problem(cloud):
@@ -109,6 +143,7 @@ def start_daemons(cloud):
     to_start = sorted(daemons(cloud).items())
     started = cloud.state['libvirt']['daemons'] = {}
     for compute, host in to_start:
+        os.makedirs(own_instances(cloud, compute), exist_ok=True)
         try:
             host.start(real_tier.capabilities_cache())
         except RuntimeError as exc:
@@ -145,7 +180,8 @@ def host_conf(cloud, compute, config_files):
     files = ' '.join('--config-file %s' % path for path in config_files)
     return {
         'DEFAULT': {
-            'compute_driver': COMPUTE_DRIVER, 'my_ip': host.address},
+            'compute_driver': COMPUTE_DRIVER, 'my_ip': host.address,
+            'instances_path': instances_path(cloud)},
         'libvirt': {
             'virt_type': 'qemu', 'connection_uri': host.client_uri,
             # What the destination tells the source to migrate to: its
@@ -158,6 +194,12 @@ def host_conf(cloud, compute, config_files):
             'live_migration_bandwidth': str(guest_image.BANDWIDTH_MIB_S),
             'mem_stats_period_seconds': '0',
         },
+        # Nova 34 refetches an AMI-style guest's kernel on a block
+        # migration's destination with the deep inspection that its
+        # spawn skips (_fetch_instance_kernel_ramdisk -> fetch_to_raw),
+        # and a bzImage's boot sector fails the MBR safety check: "Image
+        # ... is unacceptable: Image does not pass safety check".
+        'workarounds': {'disable_deep_image_inspection': 'true'},
         'vnc': {'enabled': 'false'},
         'spice': {'enabled': 'false'},
         # Nova's privileged helper as root, without sudo (oslo.privsep's
@@ -225,7 +267,8 @@ def console_log(cloud, compute, server_id):
     """The server's console log on ``compute`` (Nova's instances path),
     written by its QEMU there.  Nova's API appends what it reads from the
     console's pty to it as well (``get_console_output``)."""
-    return cloud.path('nova', compute, 'instances', server_id, 'console.log')
+    return os.path.join(own_instances(cloud, compute), server_id,
+                        'console.log')
 
 
 def qemu_log(cloud, compute, domain_name):

@@ -50,6 +50,10 @@ class ConfigTest(testtools.TestCase):
                 'live_migration_scheme = tcp',
                 'live_migration_inbound_addr = 127.0.0.3',
                 'virt_type = qemu',
+                # One path on both, a directory of its own in each one's
+                # mount namespace.
+                'instances_path = %s' % os.path.join(self.state, 'nova',
+                                                     'instances'),
                 'cpu_mode = none',
                 # The compute's own files, in its order, for privsep.
                 'helper_command = %s --config-file %s --config-file %s' % (
