@@ -9,7 +9,12 @@ computes' RPC, Nova's own spawn and live migration (a block migration:
 the computes share no instances_path), libvirt's peer-to-peer migration
 to the destination's ``live_migration_inbound_addr``.  Only Neutron is
 stubbed (``networks='none'``: the guest has no port; the guards never
-depend on networking).
+depend on networking).  Two things differ from two real machines: each
+nova-compute runs in its daemon's mount namespace, where its own
+directory is mounted over the common ``instances_path``, and the libvirt
+computes skip Nova's deep image inspection, whose MBR check refuses the
+guest's kernel when a block migration's destination fetches it again
+(``lab/realcloud/libvirt_computes.py`` says why).
 
 What a test asserts is what a user and the hypervisor see: the API's
 server (status, host, hypervisor, task state), its migration record, where
