@@ -15,6 +15,11 @@ _DETAILS = {('STARTED', 'MIGRATED'): e.STARTED_MIGRATED,
             ('RESUMED', 'MIGRATED'): e.RESUMED_MIGRATED,
             ('RESUMED', 'UNPAUSED'): 0,
             ('SUSPENDED', 'MIGRATED'): 1,
+            # VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY: the source paused for a
+            # switch to post-copy (Nova's host turns it into its
+            # POSTCOPY_STARTED event).
+            ('SUSPENDED', 'POSTCOPY'): 7,
+            ('RESUMED', 'POSTCOPY'): e.RESUMED_POSTCOPY,
             ('STOPPED', 'MIGRATED'): e.STOPPED_MIGRATED,
             ('STOPPED', 'FAILED'): e.STOPPED_FAILED}
 
@@ -41,8 +46,9 @@ class InterpretTest(testtools.TestCase):
     def test_recorded_migrations(self):
         """Of every lifecycle event both daemons sent during the recorded
         migrations, only the boot and the source's pause for the
-        switch-over reach Nova; each STOPPED/MIGRATED, and the
-        STOPPED/FAILED of a failed incoming copy, is dropped."""
+        switch-over (pre-copy or post-copy) reach Nova; each
+        STOPPED/MIGRATED, the destination's RESUMED/POSTCOPY, and the
+        STOPPED/FAILED of a failed incoming copy, are dropped."""
         for name in traces.names():
             trace = traces.load(name)
             incoming = {}
@@ -57,7 +63,8 @@ class InterpretTest(testtools.TestCase):
                 incoming[where] = e.still_incoming(detail, was)
                 action = e.interpret(detail, incoming=was)
                 if key in (('STARTED', 'BOOTED'), ('RESUMED', 'UNPAUSED'),
-                           ('SUSPENDED', 'MIGRATED')):
+                           ('SUSPENDED', 'MIGRATED'),
+                           ('SUSPENDED', 'POSTCOPY')):
                     self.assertEqual(e.FORWARD, action, (name, event))
                 else:
                     self.assertEqual(e.MIGRATION_STEP, action,
