@@ -84,9 +84,12 @@ def run_race(cloud, kinds, rounds, mode, say):
 def summary(counts, mode):
     if counts.get('could_not_run'):
         return 'could not run: %s' % counts['could_not_run']
-    text = ('%(rounds)d rounds: %(violated)d violated, %(error)d ERROR, '
-            '%(http_5xx)d 5xx, %(refused)d refused, %(crossed)d crossed'
-            % counts)
+    text = ('%d round%s: %d violated, %d ERROR, %d 5xx, %d refused, '
+            '%d crossed' % (counts['rounds'],
+                            '' if counts['rounds'] == 1 else 's',
+                            counts['violated'], counts['error'],
+                            counts['http_5xx'], counts['refused'],
+                            counts['crossed']))
     if mode == STOCK and counts['first_broken']:
         text = '%s; %s' % (counts['first_broken'], text)
     return text
