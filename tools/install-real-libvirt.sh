@@ -19,29 +19,17 @@ missing=$(for p in $APT_PKGS; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done
 # guest_image.py) fetches these with `apt-get download`, which needs the
 # package lists too.
 GUEST_PKGS="linux-image-amd64 busybox-static"
-if [ -n "$missing" ] || ! apt-cache show $GUEST_PKGS >/dev/null 2>&1; then
-    say "apt-get update"
-    apt-get update -qq || die "apt-get update failed"
-fi
-
 if [ -n "$missing" ]; then
-    say "apt-get install" $missing
-    # policy-rc.d keeps apt from starting the packaged libvirtd: the tests
-    # start their own daemons.  A policy-rc.d that is already there (Docker
-    # images ship one) is left as it is.
-    own_policy=
-    if [ ! -e /usr/sbin/policy-rc.d ]; then
-        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
-        chmod +x /usr/sbin/policy-rc.d
-        own_policy=1
-    fi
-    DEBIAN_FRONTEND=noninteractive apt-get install \
-        -y -qq --no-install-recommends $missing >/dev/null
-    rc=$?
-    [ -n "$own_policy" ] && rm -f /usr/sbin/policy-rc.d
-    [ $rc = 0 ] || die "apt-get install failed (exit $rc)"
+    # Without starting the packaged libvirtd: the tests start their own
+    # daemons.  (It updates the package lists first.)
+    bash "$(dirname "$0")/install-apt.sh" --no-install-recommends \
+        $missing || die "installing $missing failed"
 else
     say "apt packages already installed"
+    if ! apt-cache show $GUEST_PKGS >/dev/null 2>&1; then
+        say "apt-get update"
+        apt-get update -qq || die "apt-get update failed"
+    fi
 fi
 
 # libvirtd's QEMU driver looks up its build-time default user even when
