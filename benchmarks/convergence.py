@@ -203,7 +203,6 @@ def _run_with_one_retry(policy, workload):
 def _append_json(path, record):
     """Each run's numbers as one JSON line, as it ends: a run cut short
     keeps what it measured."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, 'a') as f:
         f.write(json.dumps(record) + '\n')
 

@@ -48,7 +48,7 @@ def add_parser(subparsers):
                              'on 127.0.0.1) and its anti-affinity races, '
                              'about 15 minutes; tools/demo.sh --cloud real '
                              'installs what it needs')
-    parser.add_argument('--rounds', type=_positive, default=5,
+    parser.add_argument('--rounds', type=_rounds, default=5,
                         metavar='N',
                         help='--cloud real: rounds of each race (default '
                              '5; the tests run 20)')
@@ -60,7 +60,7 @@ def add_parser(subparsers):
     parser.set_defaults(func=run)
 
 
-def _positive(text):
+def _rounds(text):
     try:
         value = int(text)
     except ValueError:

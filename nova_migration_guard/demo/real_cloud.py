@@ -105,8 +105,7 @@ LEGEND = ('rounds: rounds run (stock stops at the first broken one); '
           'processes served')
 
 
-def run(rounds=5, as_json=False, out=None, progress=None, state_dir=None,
-        base_port=None):
+def run(rounds=5, as_json=False, out=None, progress=None):
     """Start the cloud, run every scenario stock and guarded, print the
     table, stop the cloud; returns the exit code (1 if a guarded round
     broke something or a scenario could not run, 2 if the cloud could not
@@ -114,10 +113,8 @@ def run(rounds=5, as_json=False, out=None, progress=None, state_dir=None,
     def say(line):
         print(line, file=progress, flush=True)
 
-    state_dir = state_dir or tempfile.mkdtemp(
-        prefix='nova-migration-guard-realcloud-')
-    cloud = cloud_mod.Cloud(state_dir, base_port=base_port or
-                            cloud_mod.DEFAULT_BASE_PORT)
+    state_dir = tempfile.mkdtemp(prefix='nova-migration-guard-realcloud-')
+    cloud = cloud_mod.Cloud(state_dir)
     say('nova-migration-guard demo --cloud real: the cloud lives in %s '
         '(logs/ per service)' % state_dir)
     started = time.monotonic()

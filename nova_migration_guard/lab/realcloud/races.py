@@ -19,9 +19,9 @@ is fenced; started again after the round) and ``unshelve`` (the member is
 shelved and its former host disabled for the round).
 
 Used as mixins: ``CloudActions`` needs ``conn`` (an openstacksdk
-Connection), ``addCleanup`` and ``fail`` (a testtools TestCase has both;
-``Session`` provides them outside tests), ``MoveRace`` also ``cloud`` (a
-``realcloud.cloud.Cloud``).
+Connection), ``image`` and ``flavor`` (what ``boot`` boots), ``addCleanup``
+and ``fail`` (a testtools TestCase has both; ``Session`` provides them
+outside tests), ``MoveRace`` also ``cloud`` (a ``realcloud.cloud.Cloud``).
 """
 
 import collections
