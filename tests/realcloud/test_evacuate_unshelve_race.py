@@ -22,8 +22,6 @@ runs it (lab/realcloud/fake_driver.py), so where a guest runs is where Nova
 says it runs; what is asserted comes through Nova's API.
 """
 
-from testtools import content
-
 from nova_migration_guard.lab.realcloud import races
 from tests.realcloud.test_anti_affinity_race import _MoveRace, ROUNDS
 
@@ -70,17 +68,8 @@ class _Stock(object):
 
     def test_stock(self):
         self.addCleanup(self.record)
-        violated = errors = 0
-        for round_no in range(ROUNDS):
-            outcome = self.race_round(round_no)
-            violated += not races.policy_kept(outcome)
-            errors += 'ERROR' in outcome['states']
-            if violated or errors:
-                break
-        self.addDetail('summary', content.text_content(
-            'rounds: %d of %d; policy violated: %d; an instance in ERROR: '
-            '%d' % (len(self.rounds), ROUNDS, violated, errors)))
-        self.assert_stock_failure(violated, errors)
+        counts = self.race_until_broken()
+        self.assert_stock_failure(counts['violated'], counts['error'])
 
 
 class GuardedEvacuateColdRaceTest(_Guarded, _EvacuateRace):
