@@ -15,14 +15,17 @@ refused it, the instance is as healthy as before the request, so it gets
 back the vm_state it had, with no task, on its (down) host: the same outcome
 as an evacuation the destination's late check refused (patch 0007).
 
-The group refused it when every host the evacuation could use (up and
-enabled computes of the instance's cell, except its own host; only the named
-one if a host was requested) is occupied by other members, counting their
-in-flight moves and the moves that ended since the evacuation was requested:
-the scheduler saw those while they held their hosts, and Nova's
-ServerGroupAntiAffinityFilter counts a member it has just placed.  When any
-such host is free of the group, capacity or something else stopped the
-evacuation and Nova's ERROR stays.
+The group refused it when Nova's scheduler, asked the same question
+without the group, places the instance, and only on hosts the group
+occupies (counting in-flight moves and the moves that ended since the
+evacuation was requested: the scheduler saw those while they held their
+hosts, and Nova's ServerGroupAntiAffinityFilter counts a member it has just
+placed).  Asking the scheduler, not counting computes, is what makes this
+right in a cloud whose hosts differ: a compute of another hypervisor type,
+outside the flavor's aggregate or without the image's traits is free of the
+group but was never a candidate.  When the scheduler finds no host without
+the group either (capacity, or anything else), or places it on a host free
+of the group (the cloud changed in between), Nova's ERROR stays.
 """
 
 from nova.compute import vm_states
@@ -30,8 +33,9 @@ from nova.compute import utils as compute_utils
 from nova import exception
 from nova import objects
 from nova import plugin_hooks
-from nova import servicegroup
+from nova.scheduler.client import query
 from oslo_log import log as logging
+import oslo_messaging as messaging
 from oslo_utils import timeutils
 
 from nova_migration_guard.anti_affinity import late_check
@@ -101,38 +105,73 @@ def move_failed(context, instance, migration, operation, error):
         context, instance, exception.NoValidHost(reason=reason))
 
 
-def usable_hosts(context, instance, migration):
-    """The hosts the scheduler could have given the evacuation: computes of
-    the instance's cell that are up and enabled, except its own host, and
-    only the requested host if one was named (the API records it in the
-    migration's dest_compute)."""
-    group_api = servicegroup.API()
-    hosts = {service.host for service in objects.ServiceList.get_by_binary(
-        context, 'nova-compute')
-        if not service.disabled and group_api.service_is_up(service)}
-    hosts.discard(instance.host)
+def placed_without_group(context, instance, migration):
+    """The hosts Nova's scheduler gives this evacuation when its server
+    group does not count: its chosen host and alternates, [] when it finds
+    none, None when it could not be asked.
+
+    The request is the instance's RequestSpec as the conductor prepares an
+    evacuation (its own host ignored, the requested host if one was named:
+    the API records it in the migration's dest_compute, its cell), without
+    the group.  No instance uuid is passed, so the scheduler queries
+    placement and runs its filters and weighers but claims nothing (Nova's
+    own path for a rebuild's host check).  Like that check, it leaves the
+    chosen host's usage counted in that scheduler's cache until the host
+    next reports.  The conductor's resource requests of ports and
+    accelerators are not in the stored RequestSpec; without them the
+    question is easier, never harder, to answer yes to, and the hosts
+    found are checked against the group anyway.
+    """
+    try:
+        spec = objects.RequestSpec.get_by_instance_uuid(
+            context, instance.uuid)
+        cell = objects.InstanceMapping.get_by_instance_uuid(
+            context, instance.uuid).cell_mapping
+    except (exception.RequestSpecNotFound,
+            exception.InstanceMappingNotFound) as exc:
+        LOG.warning('Cannot ask the scheduler about evacuation of %s '
+                    'without its server group: %s', instance.uuid, exc,
+                    instance=instance)
+        return None
+    spec.instance_group = None
+    spec.ignore_hosts = [instance.host]
+    spec.reset_forced_destinations()
     requested = migration.dest_compute if migration.obj_attr_is_set(
         'dest_compute') else None
+    spec.requested_destination = objects.Destination(cell=cell)
     if requested:
-        hosts &= {requested}
-    return hosts
+        spec.requested_destination.host = requested
+    spec.ensure_project_and_user_id(instance)
+    try:
+        selections = query.SchedulerQueryClient().select_destinations(
+            context, spec, None, return_objects=True, return_alternates=True)
+    except exception.NoValidHost:
+        return []
+    except (messaging.MessagingException, exception.NovaException) as exc:
+        LOG.warning('Cannot ask the scheduler about evacuation of %s '
+                    'without its server group: %s', instance.uuid, exc,
+                    instance=instance)
+        return None
+    return sorted({selection.service_host for selection in selections[0]})
 
 
 def _keep_refused_evacuation(context, instance, migration, snapshot):
-    """When the group refused every usable host, give the instance back the
-    states the evacuation started from; returns what was done (for the
-    fault), or None when Nova's outcome stays."""
-    hosts = usable_hosts(context, instance, migration)
-    free = sorted(h for h in hosts
-                  if policy.check_host(snapshot, h, instance.uuid) is None)
-    if not hosts or free:
-        LOG.info('Evacuation of %s found no host, not because of server '
-                 'group %s: usable hosts %s, free of the group %s',
-                 instance.uuid, snapshot.group_uuid, sorted(hosts) or 'none',
-                 free, instance=instance)
-        return None
+    """When the group refused the evacuation (see the module docstring),
+    give the instance back the states the evacuation started from; returns
+    what was done (for the fault), or None when Nova's outcome stays."""
     vm_state = instance.vm_state
     if vm_state == vm_states.ERROR:
+        return None
+    placed = placed_without_group(context, instance, migration)
+    free = sorted(h for h in placed or ()
+                  if policy.check_host(snapshot, h, instance.uuid) is None)
+    if not placed or free:
+        LOG.info('Evacuation of %s found no host, not because of server '
+                 'group %s: without the group the scheduler places it on '
+                 '%s, free of the group %s', instance.uuid,
+                 snapshot.group_uuid,
+                 'no host' if placed == [] else placed or 'unknown hosts',
+                 free, instance=instance)
         return None
     if settings.audit():
         LOG.warning('Audit: would keep instance %s %s on %s (evacuation '
