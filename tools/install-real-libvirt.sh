@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# Install what the real hypervisor test tier (tests/real_libvirt) needs on a
-# Debian 12 machine, as root: libvirtd with its QEMU driver, QEMU (the guests
-# run under TCG), the libvirt headers that libvirt-python builds against, and
-# a C toolchain for the guest's static memory dirtier.  Idempotent: a second
-# run installs nothing.
+# Install what the real hypervisor test tier (tests/real_libvirt) and the
+# real-services cloud's libvirt computes need on a Debian 12 machine, as
+# root: libvirtd with its QEMU driver, QEMU (the guests run under TCG),
+# qemu-img (Nova's libvirt driver creates and converts disks with it), the
+# libvirt headers that libvirt-python builds against, and a C toolchain for
+# the guest's static memory dirtier.  Idempotent: a second run installs
+# nothing.
 set -uo pipefail
 
 say() { printf 'install-real-libvirt: %s\n' "$*"; }
 die() { say "ERROR: $*" >&2; exit 1; }
 
 APT_PKGS="libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
-qemu-system-x86 libvirt-dev pkg-config gcc libc6-dev util-linux"
+qemu-system-x86 qemu-utils libvirt-dev pkg-config gcc libc6-dev util-linux"
 
 [ "$(id -u)" = 0 ] || die "must run as root"
 
@@ -45,7 +47,7 @@ if ! getent passwd libvirt-qemu >/dev/null; then
         libvirt-qemu || die "useradd libvirt-qemu failed"
 fi
 
-for bin in /usr/sbin/libvirtd /usr/bin/qemu-system-x86_64; do
+for bin in /usr/sbin/libvirtd /usr/bin/qemu-system-x86_64 /usr/bin/qemu-img; do
     [ -x "$bin" ] || die "$bin missing after install"
 done
 say "done: $(/usr/sbin/libvirtd --version), $(/usr/bin/qemu-system-x86_64 --version | head -n 1)"

@@ -6,10 +6,11 @@
 # both.  With NMG_SUBUNIT set, all results are written there as one stream.
 # Arguments (a test filter) go to the tests/realcloud run.
 #
-# Without arguments tests/realcloud runs in two passes: the guarded classes
-# and the host_identity ones (which start their own computes) on the cloud
-# as `run --guards anti_affinity` started it, then the rest (stock), so
-# that the Nova services restart once with other guards, not once per
+# Without arguments tests/realcloud runs in three passes: the guarded
+# classes and the host_identity ones (which start their own computes) on
+# the cloud as `run --guards anti_affinity` started it, then the rest
+# (stock) but the libvirt computes' tests, then those (their guards), so
+# that the Nova services restart once per set of guards, not once per
 # module.
 set -u
 export NMG_DEVSTACK_IMAGE=${NMG_DEVSTACK_IMAGE:-realcloud-image}
@@ -17,6 +18,7 @@ export NMG_DEVSTACK_FLAVOR=${NMG_DEVSTACK_FLAVOR:-realcloud.small}
 # The tox environment's own stestr repository (see run_nova_tests.sh).
 stestr=(stestr --repo-url "${VIRTUAL_ENV:-$PWD}")
 first='\.Guarded|test_host_identity'
+libvirt='test_libvirt_computes'
 status=0
 [ -n "${NMG_SUBUNIT:-}" ] && : > "$NMG_SUBUNIT"
 run() {  # suite, stestr run arguments
@@ -30,6 +32,7 @@ if [ $# -gt 0 ]; then
     run realcloud "$@"
 else
     run realcloud "$first"
-    run realcloud --exclude-regex "$first"
+    run realcloud --exclude-regex "$first|$libvirt"
+    run realcloud "$libvirt"
 fi
 exit $status

@@ -95,13 +95,10 @@ class RealLibvirtTestCase(base.BaseTestCase):
         after a post-copy): what the guest's own kernel does with memory
         QEMU moved is not what these tests judge.  Any other silence,
         and a reboot without a kernel crash, fails."""
-        try:
-            guests.wait_for_heartbeat_after(console, number, timeout)
-        except guests.GuestKernelCrashed as crash:
-            self.addDetail('guest kernel crash', content.text_content(
-                '%s (QEMU/TCG memory corruption after migration):\n%s' % (
-                    crash, crash.console)))
-            guests.wait_for_heartbeat_after(console, -1, timeout)
+        guests.wait_for_heartbeat_after(
+            console, number, timeout,
+            on_kernel_crash=lambda crash: self.addDetail(
+                'guest kernel crash', content.text_content(crash.detail())))
 
     def live_migrate(self, domain, dest):
         """Migrate as Nova's libvirt driver does by default (no block

@@ -33,6 +33,15 @@ _INITRD_DIRS = ('bin', 'dev', 'proc', 'sys', 'tmp')
 
 GuestImage = collections.namedtuple('GuestImage', 'kernel initrd')
 
+# The non-converging setup of the real-tier tests, the benchmark, the demo
+# and the real-services cloud's dirty guest: a guest rewriting 128 MiB at
+# 30 MiB/s, twice what the migration stream (capped at BANDWIDTH_MIB_S)
+# copies.  The per-page spin makes the writes cost vCPU time
+# (auto-converge's throttle could slow them), the rate cap makes the dirty
+# rate the same on any machine.
+DIRTY_TWICE_THE_CAP = {'dirty_mb': 128, 'dirty_rate': 30, 'dirty_spin': 1000}
+BANDWIDTH_MIB_S = 15
+
 
 def cache_dir():
     return (os.environ.get('NMG_REAL_LIBVIRT_CACHE') or os.path.join(
@@ -157,15 +166,22 @@ def ensure_image():
     return GuestImage(kernel=kernel, initrd=initrd)
 
 
+def cmdline(dirty_mb=0, dirty_rate=0, dirty_spin=0, dirty_for=0):
+    """The guest kernel's command line: its console on ttyS0, a reboot
+    right after a panic, and the memory dirtier's parameters (guest/init);
+    also an image's ``os_command_line`` on the real-services cloud."""
+    return ('console=ttyS0 quiet panic=-1 dirty_mb=%d dirty_rate=%d '
+            'dirty_spin=%d dirty_for=%d' % (dirty_mb, dirty_rate, dirty_spin,
+                                            dirty_for))
+
+
 def domain_xml(name, uuid, memory_mib, vcpus, kernel, initrd, console_log,
-               dirty_mb=0, dirty_rate=0, dirty_spin=0, dirty_for=0):
+               **dirty):
     """Domain XML of a TCG guest (type 'qemu': the guest kernel does not
     boot under this machine's KVM) booting kernel+initrd directly, with its
     serial console appended to console_log; no disk, no network, no USB, no
-    balloon, so that migration moves only RAM and device state."""
-    cmdline = ('console=ttyS0 quiet panic=-1 dirty_mb=%d dirty_rate=%d '
-               'dirty_spin=%d dirty_for=%d' % (dirty_mb, dirty_rate,
-                                               dirty_spin, dirty_for))
+    balloon, so that migration moves only RAM and device state.  ``dirty``
+    as cmdline() takes it."""
     q = saxutils.escape
     a = saxutils.quoteattr
     return """<domain type='qemu'>
@@ -196,4 +212,4 @@ def domain_xml(name, uuid, memory_mib, vcpus, kernel, initrd, console_log,
 </domain>
 """ % {'name': q(name), 'uuid': q(str(uuid)), 'memory': memory_mib,
        'vcpus': vcpus, 'kernel': q(kernel), 'initrd': q(initrd),
-       'cmdline': q(cmdline), 'console': a(console_log)}
+       'cmdline': q(cmdline(**dirty)), 'console': a(console_log)}

@@ -197,16 +197,53 @@ def processes_in_namespace(namespace):
     return found
 
 
-class LibvirtHost(object):
-    """One libvirtd: URIs to reach it and the paths of its files."""
+class _Adopted(Process):
+    """A daemon another process started (a cloud's ``up``), known by its
+    record: what LibvirtHost.stop() needs of a Popen, by PID."""
 
-    def __init__(self, name, address, host_uuid, migration_ports, base_dir):
+    def __init__(self, pid, start_time):
+        self.pid = pid
+        self.start_time = start_time
+
+    def poll(self):
+        return None if self.alive() else 0
+
+    def send_signal(self, sig):
+        Process.kill(self, sig)
+
+    def wait(self, timeout=None):
+        if _wait_gone([self], _STOP_TIMEOUT if timeout is None else timeout):
+            raise subprocess.TimeoutExpired('libvirtd', timeout)
+        return 0
+
+    def kill(self, sig=signal.SIGKILL):
+        Process.kill(self, sig)
+
+
+class LibvirtHost(object):
+    """One libvirtd: URIs to reach it and the paths of its files.
+
+    ``tcp_port`` is the libvirtd TCP port (default: a free one); Nova's
+    live migration reaches a destination on libvirt's default 16509 only
+    (its URI carries no port), so a cloud of nova-compute processes
+    passes 16509, one per listen address.  ``die_with_parent=False``
+    lets the daemon outlive the process that starts it (a cloud started
+    by ``up``); ``record()`` and ``from_record()`` then carry it to the
+    process that stops it.  ``binds`` are more (directory, mount point)
+    pairs to bind-mount in the daemon's namespace, set before start().
+    """
+
+    def __init__(self, name, address, host_uuid, migration_ports, base_dir,
+                 tcp_port=None, die_with_parent=True):
         self.name = name
         self.address = address
         self.host_uuid = host_uuid
-        self.migration_ports = migration_ports
+        self.migration_ports = tuple(migration_ports)
+        self.base_dir = base_dir
         self.dir = os.path.join(base_dir, name)
-        self.tcp_port = processes.free_port(address)
+        self.tcp_port = tcp_port or processes.free_port(address)
+        self.die_with_parent = die_with_parent
+        self.binds = []
         self.socket = os.path.join(self.dir, 'sock', 'libvirt-sock')
         #: URI for the tests' clients (unix socket, outside the bind mounts).
         self.client_uri = 'qemu+unix:///system?socket=' + self.socket
@@ -229,6 +266,29 @@ class LibvirtHost(object):
     def __repr__(self):
         return '<LibvirtHost %s pid=%s %s>' % (self.name, self.pid,
                                                self.p2p_uri)
+
+    def record(self):
+        """What from_record() needs to reach and stop this running daemon
+        from another process (JSON-serialisable)."""
+        return {'name': self.name, 'address': self.address,
+                'host_uuid': self.host_uuid,
+                'migration_ports': list(self.migration_ports),
+                'base_dir': self.base_dir, 'tcp_port': self.tcp_port,
+                'pid': self.process.pid,
+                'start_time': Process(self.process.pid).start_time,
+                'mount_namespace': self.mount_namespace}
+
+    @classmethod
+    def from_record(cls, record):
+        """The LibvirtHost of a record(); its stop() stops the recorded
+        daemon, its QEMUs and what is left in its mount namespace, by
+        PID (a recycled PID is not taken for it)."""
+        host = cls(record['name'], record['address'], record['host_uuid'],
+                   record['migration_ports'], record['base_dir'],
+                   tcp_port=record['tcp_port'], die_with_parent=False)
+        host.process = _Adopted(record['pid'], record['start_time'])
+        host.mount_namespace = record['mount_namespace']
+        return host
 
     def qemu_pids(self):
         """PIDs of the QEMUs this daemon runs (from its pid files)."""
@@ -289,10 +349,11 @@ class LibvirtHost(object):
         if capabilities_cache:
             _copy_xml_files(capabilities_cache, self.capabilities_dir)
         mounts = []
-        for sub, target in _PRIVATE_DIRS:
+        for source, target in [(os.path.join(self.dir, sub), target)
+                               for sub, target in _PRIVATE_DIRS] + self.binds:
             os.makedirs(target, exist_ok=True)  # mount point in the root ns
-            mounts.append('mount --bind %s %s' % (
-                shlex.quote(os.path.join(self.dir, sub)), target))
+            mounts.append('mount --bind %s %s' % (shlex.quote(source),
+                                                  shlex.quote(target)))
         script = ' && '.join(mounts + [
             'hostname host' + self.name,
             'exec %s --listen --config %s --pid-file %s' % (
@@ -308,7 +369,8 @@ class LibvirtHost(object):
                  '--', '/bin/sh', '-c', script],
                 stdin=subprocess.DEVNULL, stdout=out,
                 stderr=subprocess.STDOUT, start_new_session=True,
-                preexec_fn=processes.die_with_parent)
+                preexec_fn=(processes.die_with_parent
+                            if self.die_with_parent else None))
         deadline = time.monotonic() + _START_TIMEOUT
         while True:
             if self.process.poll() is not None:
@@ -364,9 +426,11 @@ class LibvirtHost(object):
         if self.process is None:
             return []
         problems = []
-        # Only QEMUs: a PID file may be stale and its PID reused.
+        # Only QEMUs of this daemon: a PID file may be stale and its PID
+        # reused.
         qemus = [p for p in map(Process, self.qemu_pids())
-                 if p.alive() and self._executable(p.pid) == QEMU]
+                 if p.alive() and self._executable(p.pid) == QEMU
+                 and self._in_own_namespace(p.pid)]
         for qemu in qemus:
             qemu.kill(signal.SIGTERM)
         for qemu in _wait_gone(qemus, _STOP_TIMEOUT):
@@ -384,7 +448,8 @@ class LibvirtHost(object):
 
         # Whatever the daemon started and left behind (QEMU inherits the
         # daemon's mount namespace).
-        stragglers = processes_in_namespace(self.mount_namespace)
+        stragglers = [p for p in processes_in_namespace(self.mount_namespace)
+                      if self._in_own_namespace(p.pid)]
         for process in stragglers:
             process.kill(signal.SIGKILL)
         if stragglers:
@@ -396,6 +461,22 @@ class LibvirtHost(object):
             problems.append('host %s: still running: %s' % (
                 self.name, [p.pid for p in left]))
         return problems
+
+    def _in_own_namespace(self, pid):
+        """``pid`` runs in this daemon's mount namespace, and that is the
+        one with this host's directories mounted: Linux reuses the number
+        of a namespace that is gone, so a recorded number alone may name
+        another daemon's namespace by now."""
+        if (self.mount_namespace is None
+                or mount_namespace(pid) != self.mount_namespace):
+            return False
+        try:
+            # /proc/PID/root resolves in the process's mount namespace.
+            seen = os.stat('/proc/%d/root/run/libvirt' % pid)
+            own = os.stat(os.path.join(self.dir, 'run'))
+        except OSError:
+            return False
+        return (seen.st_dev, seen.st_ino) == (own.st_dev, own.st_ino)
 
     @staticmethod
     def _executable(pid):
@@ -427,10 +508,7 @@ class TwoLibvirtHosts(fixtures.Fixture):
     def _setUp(self):
         self.base_dir = self.useFixture(fixtures.TempDir()).path
         slot = self.useFixture(_PortSlot())
-        self.a, self.b = (LibvirtHost(name, address, host_uuid,
-                                      slot.ports(index), self.base_dir)
-                          for index, (name, address, host_uuid)
-                          in enumerate(_HOSTS))
+        self.a, self.b = pair(self.base_dir, slot.ports)
         self.hosts = {'A': self.a, 'B': self.b}
         # Before anything starts: a daemon that fails to start, or a test
         # that fails, still gets everything stopped.
@@ -445,22 +523,41 @@ class TwoLibvirtHosts(fixtures.Fixture):
         return conn
 
     def _stop(self):
-        # In parallel: libvirtd takes 1-2 s to shut down.
-        with futures.ThreadPoolExecutor(2) as pool:
-            problems = sum(pool.map(LibvirtHost.stop, (self.a, self.b)), [])
-        if self.capabilities_cache:
-            for host in (self.a, self.b):
-                _copy_xml_files(host.capabilities_dir,
-                                self.capabilities_cache)
-        # The bind mounts live in the daemons' private mount namespaces,
-        # which died with them; none may have leaked into ours.
-        with open('/proc/self/mountinfo') as f:
-            leaked = [line.strip() for line in f if self.base_dir in line]
-        if leaked:
-            problems.append('mounts left: %s' % leaked)
+        problems = stop_hosts((self.a, self.b), self.capabilities_cache)
         if problems:
             raise RuntimeError('TwoLibvirtHosts cleanup: ' +
                                '; '.join(problems))
+
+
+def pair(base_dir, ports_of, tcp_port=None, die_with_parent=True):
+    """Hosts A (127.0.0.2) and B (127.0.0.3), not started, their
+    directories under base_dir; ``ports_of(index)`` is the (first, last)
+    QEMU migration port of host 0 (A) or 1 (B).  See LibvirtHost for
+    ``tcp_port`` and ``die_with_parent``."""
+    return tuple(LibvirtHost(name, address, host_uuid, ports_of(index),
+                             base_dir, tcp_port=tcp_port,
+                             die_with_parent=die_with_parent)
+                 for index, (name, address, host_uuid) in enumerate(_HOSTS))
+
+
+def stop_hosts(libvirt_hosts, capabilities_cache=None):
+    """Stop the daemons (LibvirtHost.stop), keep what they probed of QEMU
+    in capabilities_cache, and check that none of their bind mounts
+    leaked into this process's mount namespace; a list of problems."""
+    # In parallel: libvirtd takes 1-2 s to shut down.
+    with futures.ThreadPoolExecutor(len(libvirt_hosts)) as pool:
+        problems = sum(pool.map(LibvirtHost.stop, libvirt_hosts), [])
+    if capabilities_cache:
+        for host in libvirt_hosts:
+            _copy_xml_files(host.capabilities_dir, capabilities_cache)
+    # The bind mounts live in the daemons' private mount namespaces,
+    # which died with them; none may have leaked into ours.
+    with open('/proc/self/mountinfo') as f:
+        leaked = [line.strip() for line in f
+                  if any(host.dir in line for host in libvirt_hosts)]
+    if leaked:
+        problems.append('mounts left: %s' % leaked)
+    return problems
 
 
 _event_loop_lock = threading.Lock()

@@ -47,19 +47,16 @@ from nova.objects import fields
 from nova.virt.libvirt import driver as libvirt_driver
 from nova.virt.libvirt import guest as libvirt_guest
 
+from nova_migration_guard.lab.real_libvirt import guest_image
 from nova_migration_guard.lab.real_libvirt import hosts
 from nova_migration_guard import nova_compat
 from nova_migration_guard.virt.libvirt import convergence as ladder_io
 
 CONF = nova.conf.CONF
 
-# The non-converging setup of the real-tier tests, the benchmark and the
-# demo: a guest rewriting 128 MiB at 30 MiB/s, twice what the migration
-# stream (capped at 15 MiB/s) copies.  The per-page spin makes the writes
-# cost vCPU time (auto-converge's throttle could slow them), the rate cap
-# makes the dirty rate the same on any machine.
-DIRTY_TWICE_THE_CAP = {'dirty_mb': 128, 'dirty_rate': 30, 'dirty_spin': 1000}
-BANDWIDTH_MIB_S = 15
+# The non-converging guest and the migration stream's cap (guest_image).
+DIRTY_TWICE_THE_CAP = guest_image.DIRTY_TWICE_THE_CAP
+BANDWIDTH_MIB_S = guest_image.BANDWIDTH_MIB_S
 # Nova's completion timeout per GiB (min. 2 GiB per guest) for stock runs of
 # that guest: 120 s instead of the default 800 s/GiB's 1600 s.  The passes
 # never shrink, so the longer default ends the same way.

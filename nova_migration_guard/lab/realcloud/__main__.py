@@ -8,6 +8,12 @@
 OS_CLIENT_CONFIG_FILE set (OS_CLOUD=realcloud-admin), stops the cloud
 whatever happened (also on SIGTERM), and exits with CMD's status.  A cloud
 that cannot start is one line on stderr and exit status 2.
+
+``--real-libvirt`` (``up``, ``run``) adds two nova-compute processes on
+real libvirt daemons (``libvirt_computes``: hosts libvirt-a and libvirt-b,
+TCG QEMU guests); a machine that cannot run them (root,
+tools/install-real-libvirt.sh) starts the cloud without them and says why,
+except under CI=true, where that is a failure.
 """
 
 import argparse
@@ -27,7 +33,12 @@ def _parser():
     parser.add_argument('--state-dir', required=True)
     parser.add_argument('--base-port', type=int,
                         default=cloud_mod.DEFAULT_BASE_PORT)
-    parser.add_argument('--computes', type=int, default=4)
+    parser.add_argument('--computes', type=int, default=4,
+                        help='fake computes (compute1..N)')
+    parser.add_argument('--real-libvirt', action='store_true',
+                        help='also two computes on real libvirt daemons '
+                        '(libvirt-a, libvirt-b; libvirtd on 127.0.0.2 and '
+                        '127.0.0.3, port 16509)')
     parser.add_argument('--guards', default='',
                         help='[migration_guard] guards at start '
                         '(comma-separated; default: none, stock Nova)')
@@ -60,7 +71,8 @@ def main(argv=None):
         return 2
     os.makedirs(args.state_dir, exist_ok=True)
     cloud = cloud_mod.Cloud(args.state_dir, base_port=args.base_port,
-                            computes=args.computes)
+                            computes=args.computes,
+                            real_libvirt=args.real_libvirt)
     cloud.state['guards'] = [g.strip() for g in args.guards.split(',')
                              if g.strip()]
     signal.signal(signal.SIGTERM, _on_signal)

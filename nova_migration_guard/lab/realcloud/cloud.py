@@ -24,6 +24,7 @@ import urllib.error
 import urllib.request
 
 from nova_migration_guard.lab.embedded import processes as embedded_processes
+from nova_migration_guard.lab.realcloud import libvirt_computes
 from nova_migration_guard.lab.realcloud import processes
 from nova_migration_guard import report
 
@@ -108,11 +109,15 @@ class Cloud(object):
     """One real cloud, described by its state directory."""
 
     def __init__(self, state_dir, base_port=DEFAULT_BASE_PORT, computes=4,
-                 conductors=2, schedulers=2):
+                 conductors=2, schedulers=2, real_libvirt=False):
+        """``computes`` fake ones; ``real_libvirt``: also the two libvirt
+        computes (libvirt_computes)."""
         self.state_dir = os.path.abspath(state_dir)
         self.state = {
             'base_port': base_port,
             'computes': ['compute%d' % i for i in range(1, computes + 1)],
+            'libvirt': ({'computes': sorted(libvirt_computes.COMPUTES),
+                         'daemons': {}} if real_libvirt else None),
             'conductors': ['conductor%d' % i
                            for i in range(1, conductors + 1)],
             'schedulers': ['scheduler%d' % i
@@ -175,7 +180,14 @@ class Cloud(object):
 
     @property
     def computes(self):
-        return list(self.state['computes'])
+        """Every compute's host: the fake ones, then the libvirt ones."""
+        return list(self.state['computes']) + self.libvirt_computes
+
+    @property
+    def libvirt_computes(self):
+        """The hosts of the computes on real libvirt daemons ([] without
+        them)."""
+        return list((self.state.get('libvirt') or {}).get('computes', ()))
 
     @property
     def conductors(self):
@@ -243,6 +255,8 @@ class Cloud(object):
                     'port %d (%s) on 127.0.0.1 is taken: stop what listens '
                     'there or choose another --base-port'
                     % (self.port(name), name))
+        if self.libvirt_computes:
+            self._check_libvirt_environment()
         for sub in ('logs', 'etc'):
             os.makedirs(self.path(sub), exist_ok=True)
         os.chmod(self.state_dir, 0o700)
@@ -253,9 +267,18 @@ class Cloud(object):
             ('Keystone', self._start_keystone),
             ('placement and Glance', self._start_placement_and_glance),
             ('Nova databases', self._sync_nova),
+        )
+        if self.libvirt_computes:
+            # Before Nova: a libvirt compute's init_host needs its daemon.
+            steps += (('the libvirt daemons',
+                       lambda: libvirt_computes.start_daemons(self)),)
+        steps += (
             ('Nova services', lambda: self.start_nova(self.state['guards'])),
             ('flavor and image', self._create_flavor_and_image),
         )
+        if self.libvirt_computes:
+            steps += (('the libvirt guest\'s images and flavors',
+                       self._create_libvirt_images_and_flavors),)
         for i, (what, step) in enumerate(steps, 1):
             report.progress('realcloud [%d/%d] %s ...' % (i, len(steps), what))
             step()
@@ -268,18 +291,35 @@ class Cloud(object):
         last; returns the names that were still running."""
         # Another process (a test restarting Nova) may have started some.
         self.state = self.load(self.state_dir).state
-        stages = ([n for n in self.state['processes'] if n.startswith('nova')],
-                  ['glance', 'placement', 'keystone', 'neutron-stub', 'etcd'],
-                  ['rabbitmq'], ['epmd'], ['mariadb'])
-        stopped = []
-        for names in stages:
+        stopped = processes.stop(*filter(None, map(self.process, [
+            n for n in self.state['processes'] if n.startswith('nova')])))
+        # The libvirt daemons after their computes.
+        daemons, problems = libvirt_computes.stop_daemons(self)
+        stopped += daemons
+        for names in (['glance', 'placement', 'keystone', 'neutron-stub',
+                       'etcd'], ['rabbitmq'], ['epmd'], ['mariadb']):
             stopped += processes.stop(*filter(None, map(self.process, names)))
         left = [name for name in PORTS
                 if processes.port_open(self.port(name))]
         if left:
-            raise CloudError('still listening after stop: %s' % ', '.join(
+            problems.append('still listening after stop: %s' % ', '.join(
                 '%s (%d)' % (n, self.port(n)) for n in left))
+        if problems:
+            raise CloudError('; '.join(problems))
         return stopped
+
+    def _check_libvirt_environment(self):
+        """A machine that cannot run the libvirt computes: the cloud
+        starts without them (their tests skip), except under CI=true."""
+        problem = libvirt_computes.environment_problem(self)
+        if not problem:
+            return
+        if os.environ.get('CI', '').lower() == 'true':
+            raise CloudError('cannot start the libvirt computes (CI=true '
+                             'requires them): %s' % problem)
+        report.progress('realcloud: without the libvirt computes: %s'
+                        % problem)
+        self.state['libvirt'] = None
 
     # ------------------------------------------------------ infrastructure
 
@@ -574,6 +614,11 @@ class Cloud(object):
             'migration_guard': {'guards': ', '.join(guards)},
             'migration_guard_coordination': {
                 'backend_url': self.coordination_url()},
+            # The libvirt computes' flavors name it; the API validates
+            # their policy against these too.
+            'migration_guard_convergence': {
+                'custom_policies': (libvirt_computes.CUSTOM_POLICIES
+                                    if self.libvirt_computes else None)},
         })
 
     def _api_paste(self):
@@ -592,9 +637,15 @@ class Cloud(object):
     def _host_conf(self, host):
         state = self.path('nova', host)
         os.makedirs(os.path.join(state, 'instances'), exist_ok=True)
-        return _ini({'DEFAULT': {
+        sections = {'DEFAULT': {
             'host': host, 'state_path': state,
-            'instances_path': os.path.join(state, 'instances')}})
+            'instances_path': os.path.join(state, 'instances')}}
+        if host in self.libvirt_computes:
+            for section, options in libvirt_computes.host_conf(
+                    self, host, self._nova_files(host,
+                                                 controller=False)).items():
+                sections.setdefault(section, {}).update(options)
+        return _ini(sections)
 
     def _nova_files(self, host=None, controller=True):
         etc = self.path('etc', 'nova')
@@ -651,15 +702,27 @@ class Cloud(object):
                 'OS_NOVA_CONFIG_DIR': os.path.dirname(files[0]),
                 'OS_NOVA_CONFIG_FILES': ';'.join(
                     os.path.basename(f) for f in files)})
-        binary, host = name.rsplit('-', 1)
+        binary, host = self._binary_and_host(name)
         return self._start_nova_binary(
             name, binary,
-            self._nova_files(host, controller=binary != 'nova-compute'))
+            self._nova_files(host, controller=binary != 'nova-compute'),
+            host)
 
-    def _start_nova_binary(self, name, binary, files):
+    @staticmethod
+    def _binary_and_host(name):
+        """('nova-compute', 'libvirt-a') of 'nova-compute-libvirt-a'."""
+        for binary in ('nova-conductor', 'nova-scheduler', 'nova-compute'):
+            if name.startswith(binary + '-'):
+                return binary, name[len(binary) + 1:]
+        raise CloudError('no Nova service is named %s' % name)
+
+    def _start_nova_binary(self, name, binary, files, host=None):
         argv = [self.bin(binary)]
         for path in files:
             argv += ['--config-file', path]
+        if host in self.libvirt_computes:
+            # Its files where its daemon's QEMU finds them.
+            argv = libvirt_computes.in_namespace(self, host, argv)
         return self._start(name, argv)
 
     def start_extra_compute(self, name, host, overrides=None):
@@ -677,7 +740,7 @@ class Cloud(object):
         if overrides:
             files.append(os.path.join(etc, '%s.conf' % name))
             _write(files[-1], _ini(overrides))
-        return self._start_nova_binary(name, 'nova-compute', files)
+        return self._start_nova_binary(name, 'nova-compute', files, host)
 
     @staticmethod
     def kill(started):
@@ -739,9 +802,23 @@ class Cloud(object):
         conn = self.connection()
         conn.compute.create_flavor(name=FLAVOR, ram=256, vcpus=1, disk=1,
                                    is_public=True)
+        # For the fake computes only (FakeDriver reports hypervisor type
+        # fake; ImagePropertiesFilter): a fake server never lands on a
+        # libvirt compute.
         image = conn.image.create_image(
             name=IMAGE, data=b'\0' * 1024, disk_format='raw',
-            container_format='bare', visibility='public')
-        processes.wait_until(
-            lambda: conn.image.get_image(image.id).status == 'active', None,
-            'image %s active' % image.id, timeout=60)
+            container_format='bare', visibility='public', img_hv_type='fake')
+        self._wait_for_images(conn, [image])
+
+    @staticmethod
+    def _wait_for_images(conn, images):
+        for image in images:
+            processes.wait_until(
+                lambda: conn.image.get_image(image.id).status == 'active',
+                None, 'image %s active' % image.id, timeout=60)
+
+    def _create_libvirt_images_and_flavors(self):
+        conn = self.connection()
+        self._wait_for_images(conn,
+                              libvirt_computes.upload_guest_images(conn))
+        libvirt_computes.create_flavors(conn)
