@@ -22,6 +22,11 @@ for arg in "$@"; do
     prev=$arg
 done
 bash tools/install-apt.sh $APT_PKGS >&2 || exit 1
+# The realcloud environment builds libvirt-python (its libvirt computes),
+# which needs libvirt's headers and a C toolchain.
+if [ "$ENV_NAME" = realcloud ]; then
+    bash tools/install-real-libvirt.sh >&2 || exit 1
+fi
 if [ ! -x .venv-tox/bin/tox ]; then
     echo "creating .venv-tox with tox ..." >&2
     python3 -m venv .venv-tox && .venv-tox/bin/pip install -q -U pip 'tox>=4' >&2 || exit 1
