@@ -30,6 +30,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 from testtools import content
 
@@ -38,6 +39,7 @@ from nova_migration_guard.lab.real_libvirt import guests
 from nova_migration_guard.lab.real_libvirt import hosts
 from nova_migration_guard.lab.realcloud import cloud as cloud_mod
 from nova_migration_guard.lab.realcloud import libvirt_computes
+from nova_migration_guard.lab.realcloud import processes as cloud_processes
 from tests.realcloud import base
 
 # Generous: a TCG guest shares 2 cores with a whole cloud.
@@ -236,3 +238,141 @@ class ConvergenceThroughTheCLITest(_LibvirtComputesTest):
         for name, event in steps.items():
             self.assertEqual(('Success', source),
                              (event['result'], event['host']), name)
+
+
+class SourceComputeKilledTest(_LibvirtComputesTest):
+    """The source's nova-compute SIGKILLed in the middle of a live
+    migration between the two libvirt computes, then restarted (seed 2).
+
+    libvirtd, not nova-compute, drives a peer-to-peer migration: it goes on
+    without the process that asked for it and ends by itself.  The guest
+    (image ``realcloud-guest-slow``: 128 MiB rewritten at 5 MiB/s under the
+    15 MiB/s stream) needs a few passes, so the migration is still under
+    way when the kill comes, at the first memory pass; libvirt then
+    finishes it while the source compute is dead.  Stock Nova's restart
+    resets the task state and keeps the instance on the source, where no
+    guest runs (README, migration outcome).  The guarded compute's restart
+    asks both daemons, finds the guest on the destination and ends the
+    move with Nova's own post-migration step.
+
+    Not covered here: a kill before libvirt's job starts, a job that fails
+    while the compute is down, the destination's compute killed, and both
+    ends restarting at once (the embedded tier covers the last, with the
+    lock per migration).
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.image = self.conn.image.find_image(libvirt_computes.SLOW_IMAGE)
+
+    def _kill_compute(self, host):
+        name = 'nova-compute-%s' % host
+        self.cloud.kill(self.cloud.process(name))
+        # Whatever happens next, the cloud gets its compute back.
+        self.addCleanup(self._ensure_compute, host)
+
+    def _ensure_compute(self, host):
+        name = 'nova-compute-%s' % host
+        if not cloud_processes.alive(self.cloud.process(name)):
+            self.cloud.start_nova_service(name)
+        self.wait_for_compute_up(host)
+
+    def _wait_for_first_pass(self, server, source, timeout=MIGRATION_TIMEOUT):
+        """Until libvirt's job on ``source`` copies memory (after the block
+        migration's disk): its first pass."""
+        conn = libvirt_computes.connect(self.cloud, source)
+        self.addCleanup(conn.close)
+        domain = conn.lookupByUUIDString(server.id)
+        deadline = time.monotonic() + timeout
+        while True:
+            stats = domain.jobStats()
+            if (stats.get('type') == hosts.libvirt.VIR_DOMAIN_JOB_UNBOUNDED
+                    and stats.get('memory_iteration', 0) >= 1):
+                return stats
+            self.assertLess(time.monotonic(), deadline,
+                            'no memory pass on %s: %s' % (source, stats))
+            time.sleep(0.2)
+
+    def _wait_runs_only_on(self, server, compute, timeout=MIGRATION_TIMEOUT):
+        deadline = time.monotonic() + timeout
+        expected = {compute: (hosts.libvirt.VIR_DOMAIN_RUNNING, True)}
+        while True:
+            found = libvirt_computes.domain_states(self.cloud, server.id)
+            if found == expected:
+                return
+            self.assertLess(time.monotonic(), deadline,
+                            'libvirt: %s, not only on %s' % (found, compute))
+            time.sleep(0.5)
+
+    def test_job_completes_while_the_source_compute_is_dead(self):
+        server = self.boot_guest('killed-source-guest')
+        source = server.compute_host
+        dest = self.other_compute(source)
+        before = self.newest_migration_id(server)
+        beat = guests.last_heartbeat(self.console_log(server, source))
+
+        status, _ = self.live_migrate(server)
+        self.assertEqual(202, status)
+        stats = self._wait_for_first_pass(server, source)
+        self._kill_compute(source)
+        self.addDetail('job when killed', content.text_content(repr(stats)))
+        migration = [m for m in self.migrations(server) if m.id > before][-1]
+        self.assertIn(migration.status, ('running', 'preparing'))
+
+        # libvirt ends the job by itself; Nova cannot know while the source
+        # compute is dead: the server is still MIGRATING on the source.
+        self._wait_runs_only_on(server, dest)
+        fresh = self.server(server)
+        self.assertEqual(('MIGRATING', source), (fresh.status,
+                                                 fresh.compute_host))
+
+        self._ensure_compute(source)
+        migration = self.wait_for_migration_end(server, before,
+                                                timeout=MIGRATION_TIMEOUT)
+        fresh = self.wait_until_settled(server, timeout=MIGRATION_TIMEOUT)
+        self.assertEqual(('completed', source, dest), (
+            migration.status, migration.source_compute,
+            migration.dest_compute))
+        self.assert_nothing_held(server, fresh, migration, dest)
+        console_log = self.console_log(server, dest)
+        self.wait_for_heartbeat_after(
+            console_log, max(beat, guests.last_heartbeat(console_log)))
+
+    def assert_nothing_held(self, server, fresh, migration, host):
+        """What a user, placement and libvirt see once the move ended on
+        ``host``: the server ACTIVE there with no task, no fault, not
+        locked; no migration in progress; the allocations only on
+        ``host``'s provider; the guest running and persistent only there,
+        with no job; the source's record of the migration gone."""
+        self.assertEqual(('ACTIVE', host, None, False), (
+            fresh.status, fresh.compute_host, fresh.task_state,
+            fresh.is_locked))
+        self.assertEqual('host' + libvirt_computes.daemons(
+            self.cloud)[host].name, fresh.hypervisor_hostname)
+        self.assertFalse(getattr(fresh, 'fault', None))
+        in_progress = self.conn.compute.get(
+            '/servers/%s/migrations' % server.id,
+            microversion='2.80').json()['migrations']
+        self.assertEqual([], in_progress)
+        providers = self.allocation_providers(server.id)
+        self.assertEqual([fresh.hypervisor_hostname], providers)
+        self.assertEqual([], self.allocation_providers(migration.uuid))
+        self.assert_runs_only_on(server, host)
+        conn = libvirt_computes.connect(self.cloud, host)
+        try:
+            job = conn.lookupByUUIDString(server.id).jobStats()
+        finally:
+            conn.close()
+        self.assertEqual(hosts.libvirt.VIR_DOMAIN_JOB_NONE, job.get('type'))
+        self.assertFalse(os.path.exists(self.cloud.path(
+            'nova', migration.source_compute, 'migration_guard',
+            'live-migrations', '%s.json' % migration.uuid)))
+
+    def allocation_providers(self, consumer):
+        """The names of the resource providers ``consumer`` holds
+        allocations on."""
+        allocations = self.conn.placement.get(
+            '/allocations/%s' % consumer).json()['allocations']
+        return sorted(self.conn.placement.get(
+            '/resource_providers/%s' % rp).json()['name']
+            for rp in allocations)
