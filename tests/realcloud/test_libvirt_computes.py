@@ -258,6 +258,13 @@ class SourceComputeKilledTest(_LibvirtComputesTest):
     asks both daemons, finds the guest on the destination and ends the
     move with Nova's own post-migration step.
 
+    Restarted while the job still runs (a guest that outruns the copy, on
+    a flavor whose policy never switches to post-copy): stock Nova aborts
+    the job and leaves the migration in error with the instance's
+    allocation on the destination; the guarded restart aborts it too,
+    awaits its end, and rolls back with Nova's own step (migration
+    ``failed``, the allocation back on the source).
+
     Not covered here: a kill before libvirt's job starts, a job that fails
     while the compute is down, the destination's compute killed, and both
     ends restarting at once (the embedded tier covers the last, with the
@@ -307,12 +314,13 @@ class SourceComputeKilledTest(_LibvirtComputesTest):
                             'libvirt: %s, not only on %s' % (found, compute))
             time.sleep(0.5)
 
-    def kill_source_in_the_first_pass(self):
-        """Boot the guest, live-migrate it through the API, SIGKILL the
-        source's nova-compute at libvirt's first memory pass, wait until
-        libvirt ran the migration to its end, and start that compute again.
-        Returns (server, source, destination, the newest migration id
-        before, the heartbeat before)."""
+    def kill_source_in_the_first_pass(self, libvirt_finishes=True):
+        """Boot the guest, live-migrate it through the API and SIGKILL the
+        source's nova-compute at libvirt's first memory pass; with
+        ``libvirt_finishes``, wait until libvirt ran the migration to its
+        end.  Then start that compute again.  Returns (server, source,
+        destination, the newest migration id before, the heartbeat
+        before)."""
         server = self.boot_guest('killed-source-guest')
         source = server.compute_host
         dest = self.other_compute(source)
@@ -327,14 +335,38 @@ class SourceComputeKilledTest(_LibvirtComputesTest):
         migration = [m for m in self.migrations(server) if m.id > before][-1]
         self.assertEqual('running', migration.status)
 
-        # libvirt ends the job by itself; Nova cannot know while the source
-        # compute is dead: the server is still MIGRATING on the source.
-        self._wait_runs_only_on(server, dest)
+        if libvirt_finishes:
+            # libvirt ends the job by itself; Nova cannot know while the
+            # source compute is dead: the server is still MIGRATING there.
+            self._wait_runs_only_on(server, dest)
         fresh = self.server(server)
         self.assertEqual(('MIGRATING', source), (fresh.status,
                                                  fresh.compute_host))
         self._ensure_compute(source)
         return server, source, dest, before, beat
+
+    def use_a_guest_that_never_converges(self):
+        """The next boot_guest: a guest rewriting memory twice as fast as
+        the stream copies it, on a flavor whose policy never switches to
+        post-copy nor throttles: its migration never ends by itself."""
+        self.image = self.conn.image.find_image(libvirt_computes.DIRTY_IMAGE)
+        self.flavor = self.conn.compute.find_flavor(
+            libvirt_computes.NEVER_SPLIT_FLAVOR)
+
+    def test_restarted_while_the_job_runs_rolls_back(self):
+        self.use_a_guest_that_never_converges()
+        server, source, dest, before, beat = (
+            self.kill_source_in_the_first_pass(libvirt_finishes=False))
+        migration = self.wait_for_migration_end(server, before,
+                                                timeout=MIGRATION_TIMEOUT)
+        fresh = self.wait_until_settled(server, timeout=MIGRATION_TIMEOUT)
+        self.assertEqual(('failed', source, dest), (
+            migration.status, migration.source_compute,
+            migration.dest_compute))
+        self.assert_nothing_held(server, fresh, migration, source)
+        console_log = self.console_log(server, source)
+        self.wait_for_heartbeat_after(
+            console_log, max(beat, guests.last_heartbeat(console_log)))
 
     def test_job_completes_while_the_source_compute_is_dead(self):
         server, source, dest, before, beat = (
@@ -391,11 +423,12 @@ class SourceComputeKilledTest(_LibvirtComputesTest):
 
 
 class StockSourceComputeKilledTest(SourceComputeKilledTest):
-    """SourceComputeKilledTest on stock Nova (no guard): the README's
-    migration outcome row "source compute died after libvirt finished;
-    source restarts".  The restarted source finds no domain of the guest,
+    """SourceComputeKilledTest on stock Nova (no guard), the README's
+    migration outcome rows "source compute died after libvirt finished;
+    source restarts" (the restarted source finds no domain of the guest,
     resets the task state and keeps the instance on the source, while the
-    guest runs on the destination: Nova would start a second copy."""
+    guest runs on the destination: Nova would start a second copy) and
+    "source compute died mid-copy; source restarts"."""
 
     GUARDS = ()
 
@@ -413,6 +446,26 @@ class StockSourceComputeKilledTest(SourceComputeKilledTest):
         self.assertEqual((source, None), (fresh.compute_host,
                                           fresh.task_state))
         self.assert_runs_only_on(server, dest)
+
+    def test_restarted_while_the_job_runs_rolls_back(self):
+        self.use_a_guest_that_never_converges()
+        server, source, dest, before, beat = (
+            self.kill_source_in_the_first_pass(libvirt_finishes=False))
+        migration = self.wait_for_migration_end(server, before,
+                                                timeout=MIGRATION_TIMEOUT)
+        fresh = self.wait_until_settled(server, timeout=MIGRATION_TIMEOUT)
+        # The README's row "source compute died mid-copy; source
+        # restarts": Nova aborts the job, the migration ends in error, and
+        # the instance's allocation is left on the destination, where no
+        # guest runs.
+        self.assertEqual('error', migration.status)
+        self.assertEqual((source, None), (fresh.compute_host,
+                                          fresh.task_state))
+        self._wait_runs_only_on(server, source)
+        dest_provider = 'host' + libvirt_computes.daemons(
+            self.cloud)[dest].name
+        self.assertEqual([dest_provider],
+                         self.allocation_providers(server.id))
 
     def _destroy_on(self, compute, server):
         """The copy Nova lost track of: the cloud's next test must not
