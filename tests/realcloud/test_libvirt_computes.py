@@ -355,30 +355,28 @@ class SourceComputeKilledTest(_LibvirtComputesTest):
 
     def test_restarted_while_the_job_runs_rolls_back(self):
         self.use_a_guest_that_never_converges()
-        server, source, dest, before, beat = (
-            self.kill_source_in_the_first_pass(libvirt_finishes=False))
-        migration = self.wait_for_migration_end(server, before,
-                                                timeout=MIGRATION_TIMEOUT)
-        fresh = self.wait_until_settled(server, timeout=MIGRATION_TIMEOUT)
-        self.assertEqual(('failed', source, dest), (
-            migration.status, migration.source_compute,
-            migration.dest_compute))
-        self.assert_nothing_held(server, fresh, migration, source)
-        console_log = self.console_log(server, source)
-        self.wait_for_heartbeat_after(
-            console_log, max(beat, guests.last_heartbeat(console_log)))
+        self.assert_move_ended(
+            *self.kill_source_in_the_first_pass(libvirt_finishes=False),
+            status='failed', on_source=True)
 
     def test_job_completes_while_the_source_compute_is_dead(self):
-        server, source, dest, before, beat = (
-            self.kill_source_in_the_first_pass())
+        self.assert_move_ended(*self.kill_source_in_the_first_pass(),
+                               status='completed', on_source=False)
+
+    def assert_move_ended(self, server, source, dest, before, beat, status,
+                          on_source):
+        """The migration ends ``status``, the guest runs on the source
+        (``on_source``) or the destination with nothing held, and its
+        heartbeat goes on there."""
+        host = source if on_source else dest
         migration = self.wait_for_migration_end(server, before,
                                                 timeout=MIGRATION_TIMEOUT)
         fresh = self.wait_until_settled(server, timeout=MIGRATION_TIMEOUT)
-        self.assertEqual(('completed', source, dest), (
+        self.assertEqual((status, source, dest), (
             migration.status, migration.source_compute,
             migration.dest_compute))
-        self.assert_nothing_held(server, fresh, migration, dest)
-        console_log = self.console_log(server, dest)
+        self.assert_nothing_held(server, fresh, migration, host)
+        console_log = self.console_log(server, host)
         self.wait_for_heartbeat_after(
             console_log, max(beat, guests.last_heartbeat(console_log)))
 
