@@ -104,6 +104,10 @@ wait $realcloud_pid || status=1
 cat "$OUT/realcloud.report"
 run_env real-libvirt 1500 || status=1
 
+step "the real-services cloud's scenarios (stock and guarded: counts, and the processes with their PIDs that served the requests)"
+.tox/unit/bin/python tools/subunit_summary.py --detail summary \
+    "$OUT/realcloud.subunit"
+
 step "summary"
 .tox/unit/bin/python tools/subunit_summary.py \
     unit="$OUT/unit.subunit" functional="$OUT/functional.subunit" \

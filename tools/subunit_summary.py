@@ -4,6 +4,10 @@ Usage: subunit_summary.py NAME=FILE [NAME=FILE ...]
 A missing or empty stream counts as one failure (the runner died), and so
 does a runner that exited non-zero (FILE with .rc for .subunit holds its
 exit code) without any failed test: it timed out or crashed after them.
+
+       subunit_summary.py --detail DETAIL FILE
+prints, test by test, the detail named DETAIL of the tests that have one
+(with the outcome): what a scenario did, whether it passed or not.
 """
 
 import collections
@@ -25,13 +29,43 @@ class _Counter(testtools.StreamResult):
             self.outcomes[test_id] = test_status
 
 
-def count(path):
-    counter = _Counter()
+class _Details(_Counter):
+    def __init__(self, name):
+        super().__init__()
+        self.name = name
+        self.details = collections.defaultdict(bytes)
+
+    def status(self, test_id=None, file_name=None, file_bytes=None,
+               **kwargs):
+        super().status(test_id=test_id, **kwargs)
+        if test_id and file_name == self.name and file_bytes:
+            self.details[test_id] += file_bytes
+
+
+def _read(path, result):
     with open(path, 'rb') as stream:
         # Interleaved non-subunit bytes (a test's stray output) are skipped.
         case = subunit.ByteStreamToStreamResult(
             stream, non_subunit_name='stdout')
-        case.run(counter)
+        case.run(result)
+
+
+def show_detail(name, path):
+    result = _Details(name)
+    try:
+        _read(path, result)
+    except OSError as exc:
+        print('no results: %s' % exc)
+        return
+    for test_id, text in sorted(result.details.items()):
+        print('%s (%s)\n    %s' % (
+            test_id, result.outcomes.get(test_id, '?'),
+            text.decode('utf-8', 'replace').strip().replace('\n', '\n    ')))
+
+
+def count(path):
+    counter = _Counter()
+    _read(path, counter)
     tally = collections.Counter(counter.outcomes.values())
     passed = tally['success'] + tally['xfail']
     failed = tally['fail'] + tally['uxsuccess']
@@ -73,4 +107,7 @@ def main(args):
 
 
 if __name__ == '__main__':
+    if sys.argv[1:2] == ['--detail'] and len(sys.argv) == 4:
+        show_detail(sys.argv[2], sys.argv[3])
+        sys.exit(0)
     sys.exit(main(sys.argv[1:]))

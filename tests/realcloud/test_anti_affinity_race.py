@@ -43,9 +43,9 @@ class _MoveRace(base.RealCloudTestCase, races.MoveRace):
         _, served = self.crossed()
         self.addDetail('summary', content.text_content(
             'rounds with a refused move: %d of %d; requests served by two '
-            'different conductors: %d rounds; served: %s; counts: %s'
-            % (counts['refused'], ROUNDS, counts['crossed'], dict(served),
-               counts)))
+            'different conductors: %d rounds; counts: %s; served by: %s'
+            % (counts['refused'], ROUNDS, counts['crossed'], counts,
+               dict(self.processes()))))
         return counts['refused'], counts['crossed'], served
 
     def race_until_broken(self):
@@ -61,8 +61,9 @@ class _MoveRace(base.RealCloudTestCase, races.MoveRace):
         counts = self.counts()
         self.addDetail('summary', content.text_content(
             'rounds: %d of %d; policy violated: %d; an instance in ERROR: '
-            '%d' % (counts['rounds'], ROUNDS, counts['violated'],
-                    counts['error'])))
+            '%d; counts: %s; served by: %s'
+            % (counts['rounds'], ROUNDS, counts['violated'], counts['error'],
+               counts, dict(self.processes()))))
         return counts
 
 
@@ -107,12 +108,12 @@ class StockLiveMigrationRaceTest(_MoveRace):
                 break   # stock leaves it there; later rounds would differ
             if 'completed' not in outcome['migrations']:
                 both_failed += 1
-        crossed, served = self.crossed()
+        crossed, _ = self.crossed()
         self.addDetail('summary', content.text_content(
             'rounds: %d; both moves failed: %d; an instance in ERROR: %d; '
-            'crossed conductors: %d; served: %s'
-            % (len(self.rounds), both_failed, errors, crossed,
-               dict(served))))
+            'crossed conductors: %d; counts: %s; served by: %s'
+            % (len(self.rounds), both_failed, errors, crossed, self.counts(),
+               dict(self.processes()))))
         self.assertGreater(both_failed + errors, 0,
                            'stock never failed both moves nor left ERROR')
 

@@ -241,6 +241,10 @@ class ConvergenceThroughTheCLITest(_LibvirtComputesTest):
         for name, event in steps.items():
             self.assertEqual(('Success', source),
                              (event['result'], event['host']), name)
+        self.addDetail('summary', content.text_content(
+            'migration completed (%s -> %s); the guard\'s steps in '
+            'openstack server event show: %s' % (source, dest,
+                                                 sorted(steps))))
 
 
 class SourceComputeKilledTest(_LibvirtComputesTest):
@@ -379,6 +383,18 @@ class SourceComputeKilledTest(_LibvirtComputesTest):
         console_log = self.console_log(server, host)
         self.wait_for_heartbeat_after(
             console_log, max(beat, guests.last_heartbeat(console_log)))
+        self.summarize(server, migration, fresh)
+
+    def summarize(self, server, migration, fresh):
+        """The 'summary' detail: what Nova, placement and libvirt show."""
+        self.addDetail('summary', content.text_content(
+            'migration %s (%s -> %s); Nova: %s on %s, task %s; libvirt runs '
+            'it on %s; allocations on %s' % (
+                migration.status, migration.source_compute,
+                migration.dest_compute, fresh.status, fresh.compute_host,
+                fresh.task_state, sorted(libvirt_computes.domain_states(
+                    self.cloud, server.id)),
+                self.allocation_providers(server.id))))
 
     def assert_nothing_held(self, server, fresh, migration, host):
         """What a user, placement and libvirt see once the move ended on
@@ -444,6 +460,7 @@ class StockSourceComputeKilledTest(SourceComputeKilledTest):
         self.assertEqual((source, None), (fresh.compute_host,
                                           fresh.task_state))
         self.assert_runs_only_on(server, dest)
+        self.summarize(server, self.migrations(server)[0], fresh)
 
     def test_restarted_while_the_job_runs_rolls_back(self):
         self.use_a_guest_that_never_converges()
@@ -464,6 +481,7 @@ class StockSourceComputeKilledTest(SourceComputeKilledTest):
             self.cloud)[dest].name
         self.assertEqual([dest_provider],
                          self.allocation_providers(server.id))
+        self.summarize(server, migration, fresh)
 
     def _destroy_on(self, compute, server):
         """The copy Nova lost track of: the cloud's next test must not

@@ -440,6 +440,14 @@ class MoveRace(CloudActions):
             for name in r['conductors'] + r['schedulers'])
         return crossed, served
 
+    def processes(self):
+        """Every process whose log holds a request of the rounds, with its
+        PID ('nova-conductor-conductor1 pid 4711'), and how many requests
+        it served."""
+        return collections.Counter(
+            process for r in self.rounds for served in r['served_by']
+            for process in served.split(', ') if process != '?')
+
     def counts(self):
         """What a user saw over the rounds so far: rounds, rounds whose
         policy was violated, with an instance in ERROR, with an HTTP 5xx

@@ -10,11 +10,12 @@ from nova_migration_guard.lab.realcloud import races
 
 def outcome(hosts=('compute1', 'compute2', 'compute3'), states=('ACTIVE',) * 3,
             api=(202, 202), migrations=('completed', 'error'),
-            conductors=('conductor1', 'conductor2')):
+            conductors=('conductor1', 'conductor2'), served_by=('?', '?')):
     return {'hosts': sorted(hosts), 'states': sorted(states),
             'api': list(api), 'migrations': sorted(migrations),
             'conductors': list(conductors),
-            'schedulers': ['scheduler1', 'scheduler2']}
+            'schedulers': ['scheduler1', 'scheduler2'],
+            'served_by': list(served_by)}
 
 
 class _Rounds(races.MoveRace):
@@ -58,6 +59,18 @@ class RoundTestCase(testtools.TestCase):
         crossed, served = race.crossed()
         self.assertEqual(2, crossed)
         self.assertEqual(4, served['conductor1'])
+
+    def test_processes(self):
+        race = _Rounds([
+            outcome(served_by=('nova-conductor-conductor1 pid 11, '
+                               'nova-scheduler-scheduler2 pid 22', '?')),
+            outcome(served_by=('nova-conductor-conductor1 pid 11',
+                               'nova-conductor-conductor2 pid 12')),
+        ])
+        self.assertEqual({'nova-conductor-conductor1 pid 11': 2,
+                          'nova-scheduler-scheduler2 pid 22': 1,
+                          'nova-conductor-conductor2 pid 12': 1},
+                         dict(race.processes()))
 
     def test_summary(self):
         counts = {'rounds': 2, 'violated': 1, 'error': 0, 'http_5xx': 0,
