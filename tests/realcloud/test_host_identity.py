@@ -94,13 +94,12 @@ class _SameIdentity(base.RealCloudTestCase):
         name = 'nova-compute-%s' % HOST
         own = self.cloud.process(name)
         processes.stop(own)
-        self.addCleanup(self._restart_own, name)
+        self.addCleanup(self._restart_own)
 
-    def _restart_own(self, name):
+    def _restart_own(self):
         for started in self.started:
             processes.stop(started)
-        own = self.cloud.start_nova_service(name)
-        self.wait_for_log(own, 'Join ServiceGroup membership', 180)
+        self.cloud.start_compute(HOST)
         self.wait_for_compute_up(HOST)
 
     def start_compute(self, host=HOST, **overrides):

@@ -725,6 +725,25 @@ class Cloud(object):
             argv = libvirt_computes.in_namespace(self, host, argv)
         return self._start(name, argv)
 
+    def start_compute(self, host, timeout=180):
+        """Start ``host``'s nova-compute (again) and return it once it has
+        joined its service group: Nova's init_host, and with it the
+        guards' recovery at start, is done by then.  The API's service
+        state cannot tell this after a kill: the dead process's last
+        heartbeat keeps the service up for service_down_time."""
+        name = 'nova-compute-%s' % host
+        log = self.log(name)
+        offset = os.path.getsize(log) if os.path.exists(log) else 0
+
+        def joined():
+            with open(log, 'rb') as f:
+                f.seek(offset)
+                return b'Join ServiceGroup membership' in f.read()
+        started = self.start_nova_service(name)
+        processes.wait_until(joined, started,
+                             '%s joined its service group' % name, timeout)
+        return started
+
     def start_extra_compute(self, name, host, overrides=None):
         """Start one more nova-compute process, ``name`` (its log and its
         record in state.json), with ``[DEFAULT] host = host`` and, read

@@ -316,21 +316,7 @@ class MoveRace(CloudActions):
         self.update_compute_service(self.down_host, forced_down=True)
 
     def _unfence(self):
-        name = 'nova-compute-%s' % self.down_host
-        log = self.cloud.log(name)
-        offset = os.path.getsize(log)
-        started = self.cloud.start_nova_service(name)
-        deadline = time.monotonic() + 180
-        while True:
-            with open(log, 'rb') as f:
-                f.seek(offset)
-                if b'Join ServiceGroup membership' in f.read():
-                    break
-            if time.monotonic() > deadline:
-                self.fail('%s not up again; see %s' % (name, log))
-            time.sleep(0.5)
-        self.check(self.cloud.exit_status(started) is None,
-                   '%s exited; see %s' % (name, log))
+        self.cloud.start_compute(self.down_host)
         # Nova forces a host up only once its restarted compute has
         # completed the evacuations from it.
         self.update_compute_service(self.down_host, forced_down=False)
