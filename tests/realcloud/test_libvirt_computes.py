@@ -52,6 +52,12 @@ HEARTBEAT_TIMEOUT = 120
 SETTLED_HEARTBEAT = 20
 
 
+def _only_on(compute):
+    """domain_states() of a guest that runs on ``compute``'s daemon,
+    defined persistently there, and that the other daemon does not have."""
+    return {compute: (hosts.libvirt.VIR_DOMAIN_RUNNING, True)}
+
+
 class _LibvirtComputesTest(base.RealCloudTestCase):
     """A test on the libvirt computes; skipped when the cloud has none
     (``--real-libvirt`` not given, or a machine that cannot run them),
@@ -117,7 +123,7 @@ class _LibvirtComputesTest(base.RealCloudTestCase):
         """libvirt: the guest runs on ``compute``'s daemon, defined
         persistently there, and the other daemon has no domain of it."""
         self.assertEqual(
-            {compute: (hosts.libvirt.VIR_DOMAIN_RUNNING, True)},
+            _only_on(compute),
             libvirt_computes.domain_states(self.cloud, server.id))
 
     def _attach_logs(self, server):
@@ -160,8 +166,8 @@ class LibvirtComputesTest(_LibvirtComputesTest):
         self.assertEqual(('ACTIVE', dest, None), (
             fresh.status, fresh.compute_host, fresh.task_state))
         # The destination daemon's own host name (its UTS namespace).
-        self.assertEqual('host' + libvirt_computes.daemons(
-            self.cloud)[dest].name, fresh.hypervisor_hostname)
+        self.assertEqual(libvirt_computes.daemons(self.cloud)[dest].hostname,
+                         fresh.hypervisor_hostname)
         self.assert_runs_only_on(server, dest)
         # The destination's console log starts at the switch-over: the
         # guest that migrated counts on there, and the API shows it.
@@ -194,8 +200,9 @@ class ConvergenceThroughTheCLITest(_LibvirtComputesTest):
             [os.path.join(os.path.dirname(sys.executable), 'openstack')] +
             list(args), env=env, capture_output=True, text=True,
             timeout=MIGRATION_TIMEOUT)
-        self.addDetail('openstack %s' % ' '.join(args[:3]),
-                       content.text_content(result.stdout + result.stderr))
+        self.addDetailUniqueName(
+            'openstack %s' % ' '.join(args),
+            content.text_content(result.stdout + result.stderr))
         self.assertEqual(0, result.returncode, result.stderr)
         if '-f' in args and 'json' in args:
             return json.loads(result.stdout)
@@ -286,9 +293,9 @@ class SourceComputeKilledTest(_LibvirtComputesTest):
         self.addCleanup(self._ensure_compute, host)
 
     def _ensure_compute(self, host):
-        name = 'nova-compute-%s' % host
-        if not cloud_processes.alive(self.cloud.process(name)):
-            self.cloud.start_nova_service(name)
+        if not cloud_processes.alive(
+                self.cloud.process('nova-compute-%s' % host)):
+            self.cloud.start_compute(host)
         self.wait_for_compute_up(host)
 
     def _wait_for_first_pass(self, server, source, timeout=MIGRATION_TIMEOUT):
@@ -309,10 +316,9 @@ class SourceComputeKilledTest(_LibvirtComputesTest):
 
     def _wait_runs_only_on(self, server, compute, timeout=MIGRATION_TIMEOUT):
         deadline = time.monotonic() + timeout
-        expected = {compute: (hosts.libvirt.VIR_DOMAIN_RUNNING, True)}
         while True:
             found = libvirt_computes.domain_states(self.cloud, server.id)
-            if found == expected:
+            if found == _only_on(compute):
                 return
             self.assertLess(time.monotonic(), deadline,
                             'libvirt: %s, not only on %s' % (found, compute))
@@ -405,8 +411,8 @@ class SourceComputeKilledTest(_LibvirtComputesTest):
         self.assertEqual(('ACTIVE', host, None, False), (
             fresh.status, fresh.compute_host, fresh.task_state,
             fresh.is_locked))
-        self.assertEqual('host' + libvirt_computes.daemons(
-            self.cloud)[host].name, fresh.hypervisor_hostname)
+        self.assertEqual(libvirt_computes.daemons(self.cloud)[host].hostname,
+                         fresh.hypervisor_hostname)
         self.assertFalse(getattr(fresh, 'fault', None))
         in_progress = self.conn.compute.get(
             '/servers/%s/migrations' % server.id,
@@ -477,10 +483,9 @@ class StockSourceComputeKilledTest(SourceComputeKilledTest):
         self.assertEqual((source, None), (fresh.compute_host,
                                           fresh.task_state))
         self._wait_runs_only_on(server, source)
-        dest_provider = 'host' + libvirt_computes.daemons(
-            self.cloud)[dest].name
-        self.assertEqual([dest_provider],
-                         self.allocation_providers(server.id))
+        self.assertEqual(
+            [libvirt_computes.daemons(self.cloud)[dest].hostname],
+            self.allocation_providers(server.id))
         self.summarize(server, migration, fresh)
 
     def _destroy_on(self, compute, server):

@@ -244,6 +244,9 @@ class LibvirtHost(object):
         self.tcp_port = tcp_port or processes.free_port(address)
         self.die_with_parent = die_with_parent
         self.binds = []
+        #: The daemon's host name (its UTS namespace): what libvirt and
+        #: Nova's libvirt driver report as the hypervisor host name.
+        self.hostname = 'host' + name
         self.socket = os.path.join(self.dir, 'sock', 'libvirt-sock')
         #: URI for the tests' clients (unix socket, outside the bind mounts).
         self.client_uri = 'qemu+unix:///system?socket=' + self.socket
@@ -355,7 +358,7 @@ class LibvirtHost(object):
             mounts.append('mount --bind %s %s' % (shlex.quote(source),
                                                   shlex.quote(target)))
         script = ' && '.join(mounts + [
-            'hostname host' + self.name,
+            'hostname ' + self.hostname,
             'exec %s --listen --config %s --pid-file %s' % (
                 LIBVIRTD,
                 shlex.quote(os.path.join(self.dir, 'etc', 'libvirtd.conf')),
