@@ -21,13 +21,19 @@ again without the group, places it, and only on hosts the group occupies:
   without the group A would go to host2 or host3, so the group is what
   stopped it: A keeps its state;
 * every host full: without the group the scheduler finds no host either;
-  capacity, not the group, stopped A: ERROR stays, as stock.
+  capacity, not the group, stopped A: ERROR stays, as stock;
+* the scheduler does not answer the question without the group, or places
+  A on a host free of the group (the cloud changed in between): ERROR
+  stays.
 """
+
+from unittest import mock
 
 import fixtures
 from nova import context as nova_context
 from nova import objects
 from nova.tests.functional import integrated_helpers
+import oslo_messaging as messaging
 
 from nova_migration_guard.anti_affinity import failed_move
 from tests.functional.anti_affinity import test_late_check
@@ -141,6 +147,37 @@ class EvacuationFindsNoHostTestCase(test_late_check._MoveRace,
         self.assertEqual('ERROR', a['status'])
         self.assertIn('Audit: would keep instance %s active on host1'
                       % self.a['id'], self.stdlog.logger.output)
+
+    def test_scheduler_not_answering_stays_error(self):
+        """The question without the group gets no answer (the scheduler's
+        RPC times out): whether the group refused is unknown, so Nova's
+        ERROR stays."""
+        def no_answer(*args, **kwargs):
+            raise messaging.MessagingTimeout('no scheduler answered')
+        client = mock.Mock()
+        client.return_value.select_destinations.side_effect = no_answer
+        self.useFixture(fixtures.MockPatchObject(
+            failed_move.query, 'SchedulerQueryClient', client))
+        self._hold_b_moving_to_host4()
+        record, a = self._evacuate_a()
+        self.assertEqual(('ERROR', None, 'host1'), _state(a))
+        self.assertIn('Cannot ask the scheduler about evacuation of %s '
+                      'without its server group: no scheduler answered'
+                      % self.a['id'], self.stdlog.logger.output)
+        self.assertIn('places it on unknown hosts', self.stdlog.logger.output)
+
+    def test_placed_on_a_host_free_of_the_group_stays_error(self):
+        """Without the group the scheduler places it on a host the group
+        does not occupy (the cloud changed between the two questions):
+        the group is not what stopped it, Nova's ERROR stays."""
+        self.useFixture(fixtures.MockPatchObject(
+            failed_move, 'placed_without_group',
+            return_value=['host2', 'host9']))
+        self._hold_b_moving_to_host4()
+        record, a = self._evacuate_a()
+        self.assertEqual(('ERROR', None, 'host1'), _state(a))
+        self.assertIn("free of the group ['host9']",
+                      self.stdlog.logger.output)
 
     def test_placed_without_group(self):
         ctxt = nova_context.get_admin_context()
